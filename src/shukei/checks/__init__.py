@@ -1,0 +1,1 @@
+"""Declarative quality checks: each is a query returning the offending rows (zero rows = pass)."""

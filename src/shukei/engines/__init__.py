@@ -1,0 +1,30 @@
+"""Engines by URL scheme, with "did you mean ...?" on a typo."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from shukei.engines.base import Engine
+from shukei.errors import ConfigError
+from shukei.settings import redact_url
+
+SCHEMES = {"duckdb": "shukei.engines.duckdb:DuckDBEngine"}
+
+
+def connect(url: str, **options: Any) -> Engine:
+    """Open the warehouse named by `url` (e.g. duckdb:///shukei.duckdb)."""
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme not in SCHEMES:
+        close = difflib.get_close_matches(scheme, list(SCHEMES), n=1)
+        hint = f" (did you mean {close[0]}://?)" if close else ""
+        raise ConfigError(
+            f"unsupported warehouse URL {redact_url(url)!r}{hint}; supported: "
+            + ", ".join(f"{s}://" for s in SCHEMES)
+        )
+    import importlib
+
+    module, cls = SCHEMES[scheme].split(":")
+    engine_cls = getattr(importlib.import_module(module), cls)
+    engine: Engine = engine_cls(url, **options)
+    return engine

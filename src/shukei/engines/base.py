@@ -1,0 +1,147 @@
+"""The small protocol every warehouse engine speaks.
+
+The runner, ingest and staging code talk only to this interface. An engine differs from the base by
+its capability flags, its dialect helpers (SQL fragments for the few functions the engines spell
+differently) and a handful of overrides: how files are bulk-loaded, how the writer lock is taken, and
+how a set of partitions of a mart is replaced. Values always travel as bound parameters written `?`
+in the SQL handed to an engine; an engine translates them to its driver's style.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from shukei.sql import column_list, qualified
+
+Params = Sequence[Any]
+
+
+@dataclass(frozen=True)
+class RawFile:
+    """One input file to load into a raw table: where it is and how to read it."""
+
+    path: str
+    fmt: str  # csv | parquet | jsonl
+    columns: tuple[str, ...]  # the entity's columns, all present in the file (validated before)
+
+
+class Engine(ABC):
+    """A connection to one warehouse, owned by one shukei process."""
+
+    NAME = "base"
+    DIALECT = "duckdb"  # sqlglot dialect the engine speaks
+    SUPPORTS_TRANSACTIONS = True
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    # -- statements --------------------------------------------------------------------------
+    @abstractmethod
+    def execute(self, sql: str, params: Params = ()) -> None:
+        """Run one statement with bound parameters."""
+
+    @abstractmethod
+    def fetchall(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        """Run a query with bound parameters and return every row."""
+
+    def fetchone(self, sql: str, params: Params = ()) -> tuple[Any, ...] | None:
+        rows = self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    def scalar(self, sql: str, params: Params = ()) -> Any:
+        row = self.fetchone(sql, params)
+        return None if row is None else row[0]
+
+    @abstractmethod
+    def fetch_arrow(self, sql: str, params: Params = ()) -> Any:
+        """Run a query and return a pyarrow Table (bulk, no Python rows)."""
+
+    @abstractmethod
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """A transaction owned by Python: commit on success, roll back on any exception."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # -- bulk --------------------------------------------------------------------------------
+    @abstractmethod
+    def load_raw(
+        self, table: tuple[str, str], files: Sequence[RawFile], lineage: Params
+    ) -> dict[str, int]:
+        """Append every row of `files` as text to raw `table`, with lineage columns.
+
+        The raw table's columns are `_batch_id, _ingested_at, _source_file, _row_no` followed by
+        the entity's columns; `lineage` binds (batch_id, ingested_at). Returns rows per file path.
+        """
+
+    @abstractmethod
+    def append_arrow(self, table: tuple[str, str], data: Any) -> int:
+        """Append a pyarrow Table to `table` (columns by name). Returns the row count."""
+
+    def replace_partitions(
+        self,
+        table: tuple[str, str],
+        column: str,
+        keys_sql: str,
+        select_sql: str,
+        params: Params = (),
+    ) -> None:
+        """Replace the rows of `table` whose `column` is in `keys_sql` by the rows of `select_sql`.
+
+        One engine operation, so an engine without multi-statement transactions (Spark) can
+        implement it as a partition overwrite. Here: DELETE + INSERT inside the caller's
+        transaction.
+        """
+        t = qualified(*table)
+        self.execute(f"DELETE FROM {t} WHERE {qualified(column)} IN ({keys_sql})")
+        self.execute(f"INSERT INTO {t} {select_sql}", params)
+
+    def insert_select(self, table: tuple[str, str], columns: Sequence[str], select_sql: str,
+                      params: Params = ()) -> None:
+        self.execute(
+            f"INSERT INTO {qualified(*table)} ({column_list(list(columns))}) {select_sql}", params
+        )
+
+    # -- catalog -----------------------------------------------------------------------------
+    @abstractmethod
+    def table_exists(self, schema: str, name: str) -> bool: ...
+
+    @abstractmethod
+    def columns(self, schema: str, name: str) -> list[tuple[str, str]]:
+        """(name, type) of a table's columns, in order."""
+
+    def install_functions(self) -> None:
+        """Create shukei's SQL helpers in schema `shukei`: div_round2(a, b), div_round4(a, b),
+        exact division rounded half away from zero, NULL when b is 0."""
+
+    # -- lock --------------------------------------------------------------------------------
+    @abstractmethod
+    def writer_lock(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the warehouse's single-writer lock for the duration of the block."""
+
+    # -- dialect helpers: SQL fragments around an expression ---------------------------------
+    def nfkc(self, expr: str) -> str:
+        """Unicode NFKC normalisation of a text expression."""
+        raise NotImplementedError
+
+    def trim(self, expr: str) -> str:
+        return f"trim({expr})"
+
+    def regex_full(self, expr: str, pattern: str) -> str:
+        """True when the whole of `expr` matches `pattern` (a core constant, not a user value)."""
+        raise NotImplementedError
+
+    def to_instant(self, expr: str, has_offset: str, tz: str) -> str:
+        """Text ISO timestamp -> instant; without an offset it is local time in zone `tz` (SQL)."""
+        raise NotImplementedError
+
+    def local_date(self, expr: str, tz: str) -> str:
+        """The date of an instant in zone `tz` (an SQL expression)."""
+        raise NotImplementedError
+
+    def try_cast(self, expr: str, sql_type: str) -> str:
+        return f"TRY_CAST({expr} AS {sql_type})"

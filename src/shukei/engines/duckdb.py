@@ -1,0 +1,276 @@
+"""The embedded default: a DuckDB file.
+
+DuckDB lets one process open a file for writing, so its file lock is the writer lock: the engine
+waits up to `lock_timeout` seconds for it and then fails with a clear message. The warehouse file is
+attached as the catalog `warehouse` so that a file named `shukei.duckdb` cannot collide with the
+`shukei` schema.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from shukei.engines.base import Engine, Params, RawFile
+from shukei.engines.text import arrow_nfkc, compat_char_class
+from shukei.errors import EngineError, InputError, LockTimeout
+from shukei.sql import column_list, qualified, quote
+
+_WHITESPACE = "' ' || chr(9) || chr(10) || chr(13)"
+_LOCK_HELD = re.compile(r"Conflicting lock is held in (.*?) \(PID (\d+)\)")
+
+
+def path_from_url(url: str) -> Path:
+    """`duckdb:///rel/file.duckdb` -> rel/file.duckdb, `duckdb:////abs/file` -> /abs/file."""
+    rest = url.split("://", 1)[1] if "://" in url else url
+    if rest.startswith("/"):
+        rest = rest[1:]
+    if not rest:
+        raise EngineError(f"the warehouse URL {url!r} names no file (e.g. duckdb:///shukei.duckdb)")
+    return Path(rest)
+
+
+class DuckDBEngine(Engine):
+    NAME = "duckdb"
+    DIALECT = "duckdb"
+
+    def __init__(self, url: str, *, lock_timeout: float = 0.0, read_only: bool = False) -> None:
+        super().__init__(url)
+        import duckdb
+
+        self.path = path_from_url(url)
+        if read_only and not self.path.exists():
+            raise EngineError(f"no warehouse at {self.path}: run `shukei ingest` first")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._duckdb = duckdb
+        self._con = duckdb.connect(":memory:")
+        self._con.execute("SET enable_progress_bar = false")
+        deadline = time.monotonic() + lock_timeout
+        mode = " (READ_ONLY)" if read_only else ""
+        while True:
+            try:
+                self._con.execute(f"ATTACH {_literal(str(self.path))} AS warehouse{mode}")
+                break
+            except duckdb.IOException as exc:
+                held = _LOCK_HELD.search(str(exc))
+                if not held:
+                    raise EngineError(f"cannot open warehouse {self.path}: {_first_line(exc)}") from exc
+                if time.monotonic() >= deadline:
+                    raise LockTimeout(
+                        f"another process (PID {held.group(2)}) is using the warehouse "
+                        f"{self.path}; waited {lock_timeout:g}s (raise lock_timeout to wait longer)"
+                    ) from exc
+                time.sleep(0.2)
+        self._con.execute("USE warehouse")
+        self._con.create_function(
+            "shukei_nfkc",
+            arrow_nfkc,
+            [duckdb.sqltype("VARCHAR")],
+            duckdb.sqltype("VARCHAR"),
+            type="arrow",
+        )
+        self._tx_depth = 0
+
+    def execute(self, sql: str, params: Params = ()) -> None:
+        try:
+            self._con.execute(sql, list(params) if params else None)
+        except self._duckdb.Error as exc:
+            raise _wrap(exc, sql) from exc
+
+    def fetchall(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._con.execute(sql, list(params) if params else None).fetchall()
+        except self._duckdb.Error as exc:
+            raise _wrap(exc, sql) from exc
+
+    def fetch_arrow(self, sql: str, params: Params = ()) -> Any:
+        try:
+            return self._con.execute(sql, list(params) if params else None).fetch_arrow_table()
+        except self._duckdb.Error as exc:
+            raise _wrap(exc, sql) from exc
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._tx_depth:
+            # Nested blocks join the outer transaction: one unit of work, one commit.
+            self._tx_depth += 1
+            try:
+                yield
+            finally:
+                self._tx_depth -= 1
+            return
+        self._con.execute("BEGIN TRANSACTION")
+        self._tx_depth = 1
+        try:
+            yield
+        except BaseException:
+            self._tx_depth = 0
+            with contextlib.suppress(self._duckdb.Error):
+                self._con.execute("ROLLBACK")
+            raise
+        self._tx_depth = 0
+        self._con.execute("COMMIT")
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._con.close()
+
+    @contextlib.contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        # The attached file is already exclusively locked by this process.
+        yield
+
+    # -- bulk --------------------------------------------------------------------------------
+    def load_raw(
+        self, table: tuple[str, str], files: Sequence[RawFile], lineage: Params
+    ) -> dict[str, int]:
+        if not files:
+            return {}
+        columns = files[0].columns
+        counts: dict[str, int] = {}
+        by_fmt: dict[str, list[RawFile]] = {}
+        for f in files:
+            by_fmt.setdefault(f.fmt, []).append(f)
+        for fmt, group in by_fmt.items():
+            paths = [f.path for f in group]
+            self.execute("DROP TABLE IF EXISTS temp._shukei_load")
+            try:
+                self._con.execute(
+                    "CREATE TEMP TABLE _shukei_load AS "
+                    + _reader_sql(fmt, columns, len(paths)),
+                    paths,
+                )
+            except self._duckdb.Error as exc:
+                raise InputError(f"cannot read {fmt} input: {_first_line(exc)}") from exc
+            if fmt == "parquet":
+                row_no = "l._file_row + 1"
+                join = ""
+            else:
+                # Rows of one file arrive contiguously and in order (insertion order is kept), so
+                # a row's number in its file is its distance from the file's first rowid.
+                row_no = "l.rowid - f._first + 1"
+                join = (
+                    " JOIN (SELECT _source_file, min(rowid) AS _first FROM temp._shukei_load"
+                    " GROUP BY _source_file) f USING (_source_file)"
+                )
+            cols = column_list(list(columns), "l")
+            self.execute(
+                f"INSERT INTO {qualified(*table)} (_batch_id, _ingested_at, _source_file, _row_no, "
+                f"{column_list(list(columns))}) SELECT ?, ?, l._source_file, {row_no}, {cols} "
+                f"FROM temp._shukei_load l{join}",
+                lineage,
+            )
+            for path, n in self.fetchall(
+                "SELECT _source_file, count(*) FROM temp._shukei_load GROUP BY 1"
+            ):
+                counts[path] = n
+            self.execute("DROP TABLE temp._shukei_load")
+        return counts
+
+    def append_arrow(self, table: tuple[str, str], data: Any) -> int:
+        self._con.register("_shukei_arrow", data)
+        try:
+            names = column_list(list(data.column_names))
+            self.execute(
+                f"INSERT INTO {qualified(*table)} ({names}) SELECT {names} FROM _shukei_arrow"
+            )
+        finally:
+            self._con.unregister("_shukei_arrow")
+        return int(data.num_rows)
+
+    # -- catalog -----------------------------------------------------------------------------
+    def table_exists(self, schema: str, name: str) -> bool:
+        return bool(
+            self.scalar(
+                "SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'warehouse'"
+                " AND table_schema = ? AND table_name = ?",
+                (schema, name),
+            )
+        )
+
+    def columns(self, schema: str, name: str) -> list[tuple[str, str]]:
+        rows = self.fetchall(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_catalog ="
+            " 'warehouse' AND table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            (schema, name),
+        )
+        return [(str(a), str(b)) for a, b in rows]
+
+    def install_functions(self) -> None:
+        # Exact half-away-from-zero division: DuckDB's DECIMAL / INTEGER is a DOUBLE.
+        for scale in (2, 4):
+            unit = f"0.{'0' * (scale - 1)}1"
+            scaled = "abs(CAST(CAST({0} AS DECIMAL(38,10)) * 10000000000 AS HUGEINT))"
+            self.execute(
+                f"CREATE OR REPLACE MACRO shukei.div_round{scale}(a, b) AS (CASE WHEN a IS NULL "
+                f"OR b IS NULL OR b = 0 THEN NULL ELSE CAST(CAST(sign(a) * sign(b) * "
+                f"(({scaled.format('a')} * {2 * 10**scale} + {scaled.format('b')}) // "
+                f"(2 * {scaled.format('b')})) AS DECIMAL(36,0)) * "
+                f"CAST({unit} AS DECIMAL({scale + 1},{scale})) AS DECIMAL(38,{scale})) END)"
+            )
+
+    # -- dialect -----------------------------------------------------------------------------
+    def nfkc(self, expr: str) -> str:
+        return (
+            f"(CASE WHEN {expr} = nfc_normalize({expr}) AND NOT regexp_matches({expr}, "
+            f"{_literal(compat_char_class())}) THEN {expr} ELSE shukei_nfkc({expr}) END)"
+        )
+
+    def trim(self, expr: str) -> str:
+        return f"trim({expr}, {_WHITESPACE})"
+
+    def regex_full(self, expr: str, pattern: str) -> str:
+        return f"regexp_full_match({expr}, {_literal(pattern)})"
+
+    def to_instant(self, expr: str, has_offset: str, tz: str) -> str:
+        return (
+            f"(CASE WHEN {has_offset} THEN TRY_CAST({expr} AS TIMESTAMPTZ) "
+            f"ELSE timezone({tz}, TRY_CAST({expr} AS TIMESTAMP)) END)"
+        )
+
+    def local_date(self, expr: str, tz: str) -> str:
+        return f"CAST(timezone({tz}, {expr}) AS DATE)"
+
+
+def _reader_sql(fmt: str, columns: Sequence[str], n: int) -> str:
+    files = "[" + ", ".join("?" for _ in range(n)) + "]"
+    if fmt == "csv":
+        cols = column_list(list(columns))
+        return (
+            f"SELECT filename AS _source_file, {cols} FROM read_csv({files}, header = true, "
+            "all_varchar = true, union_by_name = true, filename = true, quote = '\"', "
+            "escape = '\"', auto_detect = true)"
+        )
+    if fmt == "jsonl":
+        spec = "{" + ", ".join(f"{_literal(c)}: 'VARCHAR'" for c in columns) + "}"
+        cols = column_list(list(columns))
+        return (
+            f"SELECT filename AS _source_file, {cols} FROM read_json({files}, "
+            f"format = 'newline_delimited', columns = {spec}, filename = true)"
+        )
+    if fmt == "parquet":
+        cols = ", ".join(f"CAST({quote(c)} AS VARCHAR) AS {quote(c)}" for c in columns)
+        return (
+            f"SELECT filename AS _source_file, file_row_number AS _file_row, {cols} FROM "
+            f"read_parquet({files}, filename = true, file_row_number = true, union_by_name = true)"
+        )
+    raise InputError(f"unsupported input format {fmt!r}")
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal for a core constant (never for a user value)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _wrap(exc: BaseException, sql: str) -> EngineError:
+    err = EngineError(f"the warehouse rejected a statement: {_first_line(exc)}")
+    err.sql = sql  # type: ignore[attr-defined]
+    return err

@@ -1,0 +1,1 @@
+"""Ingestion: input files -> the append-only raw layer, with lineage and idempotency."""

@@ -1,0 +1,1 @@
+"""Pipeline definitions: a folder with `pipeline.toml` plus SQL files, loaded and validated."""

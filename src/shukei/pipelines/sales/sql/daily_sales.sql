@@ -1,0 +1,10 @@
+SELECT
+    sales_date,
+    count(*) AS order_count,
+    sum(item_count) AS item_count,
+    sum(revenue) AS revenue,
+    count(DISTINCT customer_id) AS customer_count,
+    shukei.div_round2(sum(revenue), count(*)) AS avg_order_value
+FROM marts.order_facts
+WHERE sales_date IN @dates
+GROUP BY sales_date

@@ -1,0 +1,1 @@
+"""Plan dirty partitions, rebuild them atomically, and keep the run state and diff ledger."""

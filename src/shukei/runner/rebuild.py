@@ -1,0 +1,228 @@
+"""Rebuild a set of partitions of every mart, atomically, with checks, ledger and state.
+
+One transaction replaces a chunk of dates in every partitioned mart (DELETE + INSERT through the
+engine's `replace_partitions`), writes the diff ledger, runs the blocking checks on exactly those
+dates, records the partition state and clears the dates' dirty marks. Any failure rolls all of it
+back: each date is entirely rebuilt or keeps its previous content.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from shukei.checks.queries import DATES, KEYS, MONTHS, expand_macros, offending_rows, scope_of
+from shukei.engines.base import Engine
+from shukei.errors import CheckFailed
+from shukei.pipeline.definition import Mart, Pipeline
+from shukei.runner.diff import record_diff
+from shukei.sql import qualified, quote
+
+log = logging.getLogger("shukei.runner")
+
+
+@dataclass
+class CheckOutcome:
+    name: str
+    target: str
+    scope: str
+    blocking: bool
+    failed_rows: int
+    query: str
+
+    @property
+    def status(self) -> str:
+        if not self.failed_rows:
+            return "pass"
+        return "fail" if self.blocking else "warn"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"check": self.name, "target": self.target, "scope": self.scope,
+                "blocking": self.blocking, "failed_rows": self.failed_rows, "status": self.status}
+
+
+@dataclass
+class ChunkResult:
+    dates: list[date]
+    rows: dict[date, int] = field(default_factory=dict)
+    checks: list[CheckOutcome] = field(default_factory=list)
+
+
+def fill_temp(engine: Engine, table: str, col: str, sql_type: str, values: list[Any]) -> None:
+    """(Re)create a one-column temp table holding `values`, inserted as bound parameters."""
+    engine.execute(f"DROP TABLE IF EXISTS {table}")
+    engine.execute(f"CREATE TEMP TABLE {table} ({col} {sql_type})")
+    for i in range(0, len(values), 500):
+        part = values[i : i + 500]
+        marks = ", ".join(f"(CAST(? AS {sql_type}))" for _ in part)
+        engine.execute(f"INSERT INTO {table} VALUES {marks}", part)
+
+
+def run_checks(
+    engine: Engine, pipeline: Pipeline, phase: str, run_id: str, scope_label: str
+) -> list[CheckOutcome]:
+    """Run the checks of one phase ('staging', 'dates', 'keyed:<mart>'); raise on a blocking one.
+
+    Results are recorded in shukei.check_results in the caller's transaction.
+    """
+    out = []
+    for check in pipeline.checks:
+        ph, scope = scope_of(check, pipeline)
+        if ph != phase or not engine.table_exists(*check.table):
+            continue
+        sql, params = offending_rows(check, scope)
+        failed = int(engine.scalar(f"SELECT count(*) FROM ({sql}) AS q", params))
+        res = CheckOutcome(check.name, ".".join(check.table), scope_label, check.blocking, failed, sql)
+        out.append(res)
+        engine.execute(
+            "INSERT INTO shukei.check_results (run_id, pipeline, check_name, target, scope, blocking,"
+            " failed_rows, status, query, checked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
+            "current_timestamp)",
+            (run_id, pipeline.name, check.name, res.target, scope_label, check.blocking, failed,
+             res.status, sql),
+        )
+        if failed and check.blocking:
+            raise CheckFailed(check.name, failed, sql, scope_label)
+        if failed:
+            log.warning("check %s: %d offending row(s) (warning)", check.name, failed)
+    return out
+
+
+def _ensure_mart(engine: Engine, mart: Mart) -> list[str]:
+    if not engine.table_exists("marts", mart.name):
+        engine.execute(f"CREATE TABLE {qualified('marts', mart.name)} AS SELECT * FROM _shukei_new WHERE 1 = 0")
+    return [c for c, _ in engine.columns("marts", mart.name)]
+
+
+def _replace(
+    engine: Engine, pipeline: Pipeline, run_id: str, mart: Mart, column: str, keys_sql: str,
+    ledger_partition: str | None,
+) -> dict[str, int]:
+    """Replace one mart's partitions in `keys_sql` by its query; ledger; keys for keyed marts."""
+    engine.execute("DROP TABLE IF EXISTS _shukei_new")
+    engine.execute(f"CREATE TEMP TABLE _shukei_new AS {expand_macros(mart.sql)}")
+    columns = _ensure_mart(engine, mart)
+    t = qualified("marts", mart.name)
+    engine.execute("DROP TABLE IF EXISTS _shukei_prev")
+    engine.execute(
+        f"CREATE TEMP TABLE _shukei_prev AS SELECT * FROM {t} WHERE {quote(column)} IN {keys_sql}"
+    )
+    cl = ", ".join(quote(c) for c in columns)
+    engine.replace_partitions(("marts", mart.name), column, keys_sql, f"SELECT {cl} FROM _shukei_new")
+    after = record_diff(engine, run_id, pipeline.name, mart, "_shukei_prev", "_shukei_new",
+                        columns, ledger_partition)
+    # Keyed marts fed by this mart: the keys of every row that changed are now dirty.
+    for km in pipeline.marts:
+        if km.keyed_by and mart.name in km.keys_from and km.keyed_by in columns:
+            k = quote(km.keyed_by)
+            engine.execute(
+                "INSERT INTO shukei.dirty_keys (pipeline, mart, key_value) "
+                f"SELECT DISTINCT CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST({k} AS VARCHAR) FROM "
+                f"((SELECT {cl} FROM _shukei_prev EXCEPT SELECT {cl} FROM _shukei_new) UNION ALL "
+                f"(SELECT {cl} FROM _shukei_new EXCEPT SELECT {cl} FROM _shukei_prev)) AS x "
+                f"WHERE {k} IS NOT NULL ON CONFLICT DO NOTHING",
+                (pipeline.name, km.name),
+            )
+    return after
+
+
+def rebuild_dates(
+    engine: Engine, pipeline: Pipeline, run_id: str, dates: list[date], reasons: dict[date, str]
+) -> ChunkResult:
+    """Rebuild `dates` in every partitioned mart in ONE transaction (see module docstring)."""
+    result = ChunkResult(dates)
+    with engine.transaction():
+        fill_temp(engine, "_shukei_dates", "d", "DATE", dates)
+        months = sorted({d.replace(day=1) for d in dates})
+        fill_temp(engine, "_shukei_months", "d", "DATE", months)
+        rows: dict[str, int] = {}
+        for mart in pipeline.marts:
+            if mart.keyed_by:
+                continue
+            assert mart.partition
+            macro = MONTHS if mart.partition_grain == "month" else DATES
+            after = _replace(engine, pipeline, run_id, mart, mart.partition, macro, mart.partition)
+            if mart.partition_grain == "date":
+                for p, n in after.items():
+                    rows[p] = rows.get(p, 0) + n
+        label = f"{dates[0]}..{dates[-1]}" if len(dates) > 1 else str(dates[0])
+        result.checks = run_checks(engine, pipeline, "dates", run_id, label)
+        for d in dates:
+            n = rows.get(str(d), 0)
+            result.rows[d] = n
+            engine.execute(
+                "INSERT INTO shukei.partitions (pipeline, partition_date, state, run_id, built_at, "
+                "mart_rows, error) VALUES (?, ?, 'built', ?, current_timestamp, ?, NULL) "
+                "ON CONFLICT (pipeline, partition_date) DO UPDATE SET state = 'built', "
+                "run_id = excluded.run_id, built_at = excluded.built_at, "
+                "mart_rows = excluded.mart_rows, error = NULL",
+                (pipeline.name, d, run_id, n),
+            )
+            engine.execute(
+                "INSERT INTO shukei.run_dates VALUES (?, ?, ?, 'built', NULL)",
+                (run_id, d, reasons.get(d, "requested")),
+            )
+        engine.execute(
+            f"DELETE FROM shukei.dirty_dates WHERE pipeline = ? AND partition_date IN {DATES}",
+            (pipeline.name,),
+        )
+    return result
+
+
+def rebuild_keyed(engine: Engine, pipeline: Pipeline, run_id: str) -> dict[str, int]:
+    """Rebuild the dirty keys of every keyed mart, one transaction per mart."""
+    done = {}
+    for mart in pipeline.marts:
+        if not mart.keyed_by:
+            continue
+        with engine.transaction():
+            keys = [r[0] for r in engine.fetchall(
+                "SELECT key_value FROM shukei.dirty_keys WHERE pipeline = ? AND mart = ?",
+                (pipeline.name, mart.name),
+            )]
+            if not keys:
+                continue
+            engine.execute("DROP TABLE IF EXISTS _shukei_keys")
+            engine.execute(
+                "CREATE TEMP TABLE _shukei_keys AS SELECT key_value AS k FROM shukei.dirty_keys "
+                "WHERE pipeline = ? AND mart = ?",
+                (pipeline.name, mart.name),
+            )
+            _replace(engine, pipeline, run_id, mart, mart.keyed_by, KEYS, None)
+            run_checks(engine, pipeline, f"keyed:{mart.name}", run_id, f"{len(keys)} keys")
+            engine.execute(
+                f"DELETE FROM shukei.dirty_keys WHERE pipeline = ? AND mart = ? AND key_value IN {KEYS}",
+                (pipeline.name, mart.name),
+            )
+            done[mart.name] = len(keys)
+            log.info("rebuilt %s for %d key(s)", mart.name, len(keys))
+    return done
+
+
+def record_failure(
+    engine: Engine, pipeline: Pipeline, run_id: str, dates: list[date], reasons: dict[date, str],
+    error: str, check: CheckFailed | None,
+) -> None:
+    """After a rollback: remember which dates failed and why (their content is unchanged)."""
+    with engine.transaction():
+        for d in dates:
+            engine.execute(
+                "INSERT INTO shukei.partitions (pipeline, partition_date, state, error) "
+                "VALUES (?, ?, 'failed', ?) ON CONFLICT (pipeline, partition_date) DO UPDATE SET "
+                "state = 'failed', error = excluded.error",
+                (pipeline.name, d, error),
+            )
+            engine.execute(
+                "INSERT INTO shukei.run_dates VALUES (?, ?, ?, 'failed', ?)",
+                (run_id, d, reasons.get(d, "requested"), error),
+            )
+        if check is not None:
+            engine.execute(
+                "INSERT INTO shukei.check_results (run_id, pipeline, check_name, scope, blocking, "
+                "failed_rows, status, query, checked_at) VALUES (?, ?, ?, ?, TRUE, ?, 'fail', ?, "
+                "current_timestamp)",
+                (run_id, pipeline.name, check.check, ", ".join(map(str, dates)), check.failed,
+                 check.query),
+            )

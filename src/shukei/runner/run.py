@@ -1,0 +1,273 @@
+"""A run: merge pending batches, plan the dirty dates, rebuild them in chunks, then keyed marts.
+
+The writer lock is held for the whole run and taken before planning, so two runs can never plan
+the same work. A failing chunk is retried date by date, so exactly the failing dates are named and
+keep their previous content while every other date is rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from shukei.engines.base import Engine
+from shukei.errors import CheckFailed, EngineError, ShukeiError
+from shukei.logs import context
+from shukei.pipeline.definition import Pipeline
+from shukei.runner.rebuild import (
+    CheckOutcome,
+    rebuild_dates,
+    rebuild_keyed,
+    record_failure,
+    run_checks,
+)
+from shukei.sql import qualified, quote
+from shukei.staging.merge import merge_batch, pending_batches, set_context
+from shukei.staging.tables import ensure_tables
+
+log = logging.getLogger("shukei.runner")
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    pipeline: str
+    status: str = "running"
+    reasons: dict[date, str] = field(default_factory=dict)
+    built: list[date] = field(default_factory=list)
+    failed: dict[date, str] = field(default_factory=dict)
+    batches: dict[int, dict[str, dict[str, int]]] = field(default_factory=dict)
+    keyed: dict[str, int] = field(default_factory=dict)
+    checks: list[CheckOutcome] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "pipeline": self.pipeline,
+            "status": self.status,
+            "dates": [d.isoformat() for d in sorted(self.built)],
+            "reasons": {d.isoformat(): r for d, r in sorted(self.reasons.items())},
+            "partitions": [
+                {"date": d.isoformat(), "reason": r,
+                 "status": "failed" if d in self.failed else "built",
+                 **({"error": self.failed[d]} if d in self.failed else {})}
+                for d, r in sorted(self.reasons.items())
+            ],
+            "failed": [{"date": d.isoformat(), "error": e} for d, e in sorted(self.failed.items())],
+            "batches": [
+                {"batch_id": b, "entities": c} for b, c in sorted(self.batches.items())
+            ],
+            "keyed": self.keyed,
+            "checks": [c.as_dict() for c in self.checks if c.failed_rows],
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def chunks(dates: list[date], size: int) -> list[list[date]]:
+    """Sorted dates cut into chunks of at most `size`, never spanning a month boundary."""
+    out: list[list[date]] = []
+    for d in sorted(dates):
+        if out and len(out[-1]) < size and (out[-1][0].year, out[-1][0].month) == (d.year, d.month):
+            out[-1].append(d)
+        else:
+            out.append([d])
+    return out
+
+
+def definition_hash(pipeline: Pipeline) -> str:
+    h = hashlib.sha256()
+    for m in pipeline.marts:
+        h.update(f"{m.name}\0{m.kind}\0{m.sql}\0".encode())
+    return h.hexdigest()[:16]
+
+
+def _prepare(engine: Engine, p: Pipeline, timezone: str, full_refresh: bool) -> None:
+    """Record the pipeline's timezone and definition; a change re-derives and rebuilds all."""
+    row = engine.fetchone(
+        "SELECT timezone, definition_hash FROM shukei.pipeline_state WHERE pipeline = ?", (p.name,)
+    )
+    digest = definition_hash(p)
+    if row is None:
+        engine.execute("INSERT INTO shukei.pipeline_state VALUES (?, ?, ?)", (p.name, timezone, digest))
+        return
+    tz_changed = row[0] != timezone
+    if not (tz_changed or row[1] != digest or full_refresh):
+        return
+    why = "timezone changed" if tz_changed else ("definition changed" if row[1] != digest else "full refresh")
+    log.warning("%s: re-deriving partitions and rebuilding every date", why)
+    fact = p.fact_entity
+    pc, src = quote(p.partition_column), quote(fact.partition_from or "")
+    with engine.transaction():
+        for t in (p.fact, p.fact + "_superseded"):
+            engine.execute(
+                f"UPDATE {qualified('staging', t)} SET {pc} = "
+                f"{engine.local_date(src, '(SELECT tz FROM _shukei_ctx)')}"
+            )
+        for m in p.marts:
+            engine.execute(f"DROP TABLE IF EXISTS {qualified('marts', m.name)} CASCADE")
+        engine.execute("DELETE FROM shukei.partitions WHERE pipeline = ?", (p.name,))
+        counted = fact.counted or "TRUE"
+        engine.execute(
+            "INSERT INTO shukei.dirty_dates (pipeline, partition_date) SELECT DISTINCT "
+            f"CAST(? AS VARCHAR), {pc} FROM {qualified('staging', p.fact)} WHERE {pc} IS NOT NULL "
+            f"AND ({counted}) ON CONFLICT DO NOTHING",
+            (p.name,),
+        )
+        engine.execute(
+            "UPDATE shukei.pipeline_state SET timezone = ?, definition_hash = ? WHERE pipeline = ?",
+            (timezone, digest, p.name),
+        )
+
+
+def plan(engine: Engine, p: Pipeline, requested: list[date] | None) -> dict[date, str]:
+    """Dates to rebuild and why: requested, or dirty (stale if built before, else missing)."""
+    if requested is not None:
+        return {d: "requested" for d in requested}
+    rows = engine.fetchall(
+        "SELECT d.partition_date, pt.built_at IS NOT NULL FROM shukei.dirty_dates d "
+        "LEFT JOIN shukei.partitions pt ON pt.pipeline = d.pipeline "
+        "AND pt.partition_date = d.partition_date WHERE d.pipeline = ?",
+        (p.name,),
+    )
+    return {r[0]: ("stale" if r[1] else "missing") for r in rows}
+
+
+def run(
+    engine: Engine,
+    p: Pipeline,
+    *,
+    timezone: str,
+    chunk_days: int,
+    requested: list[date] | None = None,
+    full_refresh: bool = False,
+    progress: Progress | None = None,
+) -> RunReport:
+    started = time.perf_counter()
+    report = RunReport(new_run_id(), p.name)
+    with engine.writer_lock(), context(run_id=report.run_id):
+        ensure_tables(engine, p)
+        set_context(engine, timezone)
+        with engine.transaction():
+            engine.execute(
+                "UPDATE shukei.runs SET status = 'interrupted', finished_at = current_timestamp "
+                "WHERE pipeline = ? AND status = 'running'",
+                (p.name,),
+            )
+            engine.execute(
+                "INSERT INTO shukei.runs (run_id, pipeline, started_at, status, requested, pid) "
+                "VALUES (?, ?, current_timestamp, 'running', ?, ?)",
+                (report.run_id, p.name,
+                 ",".join(d.isoformat() for d in requested) if requested else None, os.getpid()),
+            )
+        log.info("run started for pipeline %s", p.name)
+        try:
+            _prepare(engine, p, timezone, full_refresh)
+            for batch_id in pending_batches(engine, p):
+                with engine.transaction():
+                    counts = merge_batch(engine, p, batch_id)
+                report.batches[batch_id] = {k: v.as_dict() for k, v in counts.items()}
+            with engine.transaction():
+                report.checks += run_checks(engine, p, "staging", report.run_id, "staging")
+            report.reasons = plan(engine, p, requested)
+            _rebuild_all(engine, p, report, chunk_days, progress)
+            report.keyed = rebuild_keyed(engine, p, report.run_id)
+            _create_views(engine, p)
+        except ShukeiError as exc:
+            report.status = "failed"
+            _finish(engine, report, started, str(exc))
+            raise
+        report.status = "failed" if report.failed else "success"
+        _finish(engine, report, started, None)
+    return report
+
+
+def _rebuild_all(
+    engine: Engine, p: Pipeline, report: RunReport, chunk_days: int, progress: Progress | None
+) -> None:
+    todo = chunks(list(report.reasons), chunk_days)
+    total = len(report.reasons)
+    done = 0
+    for chunk in todo:
+        try:
+            res = rebuild_dates(engine, p, report.run_id, chunk, report.reasons)
+            report.built += chunk
+            report.checks += res.checks
+            for d in chunk:
+                with context(date=d.isoformat()):
+                    log.info("rebuilt (%s, %d mart rows)", report.reasons[d], res.rows.get(d, 0))
+        except (CheckFailed, EngineError) as exc:
+            if len(chunk) > 1:
+                log.warning("chunk %s..%s failed (%s); retrying date by date", chunk[0], chunk[-1], exc)
+                _rebuild_one_by_one(engine, p, report, chunk)
+            else:
+                _fail(engine, p, report, chunk[0], exc)
+        done += len(chunk)
+        if progress:
+            progress(done, total)
+
+
+def _rebuild_one_by_one(engine: Engine, p: Pipeline, report: RunReport, chunk: list[date]) -> None:
+    for d in chunk:
+        try:
+            res = rebuild_dates(engine, p, report.run_id, [d], report.reasons)
+            report.built.append(d)
+            report.checks += res.checks
+            with context(date=d.isoformat()):
+                log.info("rebuilt (%s, %d mart rows)", report.reasons[d], res.rows.get(d, 0))
+        except (CheckFailed, EngineError) as exc:
+            _fail(engine, p, report, d, exc)
+
+
+def _fail(engine: Engine, p: Pipeline, report: RunReport, d: date, exc: ShukeiError) -> None:
+    report.failed[d] = str(exc)
+    with context(date=d.isoformat()):
+        log.error("failed, keeping its previous content: %s", exc)
+    record_failure(engine, p, report.run_id, [d], report.reasons, str(exc),
+                   exc if isinstance(exc, CheckFailed) else None)
+
+
+def _create_views(engine: Engine, p: Pipeline) -> None:
+    """Create the views, after making sure every mart they may read exists (maybe empty)."""
+    from shukei.checks.queries import expand_macros
+    from shukei.runner.rebuild import fill_temp
+
+    for m in p.marts:
+        if not engine.table_exists("marts", m.name):
+            fill_temp(engine, "_shukei_dates", "d", "DATE", [])
+            fill_temp(engine, "_shukei_months", "d", "DATE", [])
+            fill_temp(engine, "_shukei_keys", "k", "VARCHAR", [])
+            engine.execute(
+                f"CREATE TABLE {qualified('marts', m.name)} AS SELECT * FROM "
+                f"({expand_macros(m.sql)}) AS q WHERE 1 = 0"
+            )
+    for v in p.views:
+        engine.execute(f"CREATE OR REPLACE VIEW {qualified('marts', v.name)} AS {expand_macros(v.sql)}")
+
+
+def _finish(engine: Engine, report: RunReport, started: float, error: str | None) -> None:
+    report.seconds = time.perf_counter() - started
+    with engine.transaction():
+        engine.execute(
+            "UPDATE shukei.runs SET status = ?, finished_at = current_timestamp, dates_planned = ?,"
+            " dates_built = ?, dates_failed = ?, error = ? WHERE run_id = ?",
+            (report.status, len(report.reasons), len(report.built), len(report.failed),
+             error or ("; ".join(f"{d}: {e}" for d, e in sorted(report.failed.items())) or None),
+             report.run_id),
+        )
+    if report.status == "success":
+        log.info("run succeeded: %d date(s) rebuilt", len(report.built))
+    else:
+        log.error("run failed: %d date(s) failed", len(report.failed) or 0)

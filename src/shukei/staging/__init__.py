@@ -1,0 +1,1 @@
+"""Staging: typed, cleaned, latest version per key; quarantine for what cannot be used."""

@@ -1,0 +1,241 @@
+"""Merge a raw batch into staging and record exactly what it made dirty.
+
+For each entity (in definition order) the batch's rows are typed; unusable rows go to quarantine;
+the batch's latest version of each key is compared with the current one. A winner whose business
+content differs replaces it, and both the old and the new row are "changed": following the entity's
+`via` path to the fact, their partition dates (old and new: the OLD date of a moved order too) are
+dirty, and keyed marts fed by this entity get their keys dirty. A re-sent row, an exact duplicate or
+a version-only bump changes no content and makes nothing dirty. Cost follows the batch, not history.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+from shukei.engines.base import Engine
+from shukei.errors import CheckFailed
+from shukei.pipeline.definition import Entity, Pipeline
+from shukei.sql import column_list, qualified, quote
+from shukei.staging.tables import typed_columns
+from shukei.staging.typing_sql import typed_select
+
+log = logging.getLogger("shukei.staging")
+
+
+@dataclass
+class EntityCounts:
+    rows_in: int = 0
+    rows_used: int = 0
+    rows_superseded: int = 0
+    rows_duplicate: int = 0
+    rows_quarantined: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def set_context(engine: Engine, timezone: str) -> None:
+    """Bind run-wide values (the business timezone) into a temp table the SQL reads from."""
+    engine.execute("DROP TABLE IF EXISTS _shukei_ctx")
+    engine.execute("CREATE TEMP TABLE _shukei_ctx AS SELECT CAST(? AS VARCHAR) AS tz", (timezone,))
+
+
+def pending_batches(engine: Engine, pipeline: Pipeline) -> list[int]:
+    rows = engine.fetchall(
+        "SELECT batch_id FROM shukei.batches WHERE pipeline = ? AND status = 'loaded' "
+        "ORDER BY batch_id",
+        (pipeline.name,),
+    )
+    return [int(r[0]) for r in rows]
+
+
+def merge_batch(engine: Engine, pipeline: Pipeline, batch_id: int) -> dict[str, EntityCounts]:
+    """Merge one batch; the caller owns the transaction (and `set_context` was called)."""
+    counts = {}
+    for ent in pipeline.entities.values():
+        c = _merge_entity(engine, pipeline, ent, batch_id)
+        if c.rows_in:
+            counts[ent.name] = c
+            engine.execute(
+                "INSERT INTO shukei.batch_counts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (pipeline.name, batch_id, ent.name, c.rows_in, c.rows_used, c.rows_superseded,
+                 c.rows_duplicate, c.rows_quarantined),
+            )
+    _check_conservation(engine, pipeline, batch_id)
+    engine.execute(
+        "UPDATE shukei.batches SET status = 'merged' WHERE pipeline = ? AND batch_id = ?",
+        (pipeline.name, batch_id),
+    )
+    return counts
+
+
+def _eq(cols: tuple[str, ...], a: str, b: str) -> str:
+    return " AND ".join(f"{a}.{quote(c)} IS NOT DISTINCT FROM {b}.{quote(c)}" for c in cols) or "TRUE"
+
+
+def _merge_entity(engine: Engine, p: Pipeline, ent: Entity, batch_id: int) -> EntityCounts:
+    e = engine
+    n = ent.name
+    rows_in = int(e.scalar(f"SELECT count(*) FROM {qualified('raw', n)} WHERE _batch_id = ?", (batch_id,)))
+    if not rows_in:
+        return EntityCounts()
+    key, ver = ent.key, quote(ent.version)
+    cols = [c for c, _ in typed_columns(ent, p)]
+    cl = column_list(cols)
+    lineage = "_batch_id, _source_file, _row_no"
+    staging, sup, quar = (qualified("staging", n), qualified("staging", n + "_superseded"),
+                          qualified("staging", n + "_quarantine"))
+    keys_on = " AND ".join(f"a.{quote(k)} = b.{quote(k)}" for k in key)
+
+    e.execute("DROP TABLE IF EXISTS _shukei_t")
+    e.execute(f"CREATE TEMP TABLE _shukei_t AS {typed_select(e, ent, 'r._batch_id = ?')}", (batch_id,))
+    e.execute(
+        f"INSERT INTO {quar} ({lineage}, {column_list(list(ent.column_names))}, _reason) "
+        f"SELECT {lineage}, {column_list(list(ent.column_names))}, _reason FROM _shukei_t "
+        "WHERE _reason IS NOT NULL"
+    )
+    quarantined = int(e.scalar("SELECT count(*) FROM _shukei_t WHERE _reason IS NOT NULL"))
+
+    # Valid candidates, ranked per key: latest version, then later file, then later row.
+    typed_as = ", ".join(
+        f"{quote(c + '__v')} AS {quote(c)}" for c in ent.column_names
+    ) + (f", {quote(ent.partition_column)}" if ent.partition_column else "")
+    part = column_list(list(key))
+    e.execute("DROP TABLE IF EXISTS _shukei_c")
+    e.execute(
+        f"CREATE TEMP TABLE _shukei_c AS SELECT *, row_number() OVER (PARTITION BY {part} "
+        f"ORDER BY {ver} DESC, _source_file DESC, _row_no DESC) AS _rn FROM "
+        f"(SELECT {typed_as}, {lineage} FROM _shukei_t WHERE _reason IS NULL) AS t"
+    )
+    same_all = _eq((*ent.content_columns, ent.version), "a", "b")
+    # In-batch losers: exact copies of their winner are duplicates, the rest superseded.
+    e.execute(
+        f"INSERT INTO {sup} ({cl}, {lineage}, _reason) SELECT {column_list(cols, 'a')}, "
+        f"a._batch_id, a._source_file, a._row_no, CASE WHEN {same_all} THEN 'duplicate' "
+        f"ELSE 'superseded' END FROM _shukei_c a JOIN _shukei_c b ON {keys_on} AND b._rn = 1 "
+        "WHERE a._rn > 1"
+    )
+    losers = e.fetchone(
+        f"SELECT count(*) FILTER (WHERE {same_all}), count(*) FROM _shukei_c a JOIN _shukei_c b "
+        f"ON {keys_on} AND b._rn = 1 WHERE a._rn > 1"
+    )
+    assert losers is not None
+    dup_in_batch, lost_in_batch = int(losers[0]), int(losers[1])
+
+    # Winners against the current version of their key.
+    same_content = _eq(ent.content_columns, "a", "b")
+    e.execute("DROP TABLE IF EXISTS _shukei_m")
+    e.execute(
+        f"CREATE TEMP TABLE _shukei_m AS SELECT a.*, CASE "
+        f"WHEN b._row_no IS NULL THEN 'insert' "
+        f"WHEN a.{ver} < b.{ver} THEN 'older' "
+        f"WHEN a.{ver} = b.{ver} AND {same_content} THEN 'duplicate' "
+        f"ELSE 'replace' END AS _action, "
+        f"(b._row_no IS NULL OR NOT ({same_content})) AS _changed "
+        f"FROM _shukei_c a LEFT JOIN {staging} b ON {keys_on} WHERE a._rn = 1"
+    )
+    e.execute("DROP TABLE IF EXISTS _shukei_old")
+    e.execute(
+        f"CREATE TEMP TABLE _shukei_old AS SELECT a.*, b._changed FROM {staging} a "
+        f"JOIN _shukei_m b ON {keys_on} WHERE b._action = 'replace'"
+    )
+    e.execute(
+        f"INSERT INTO {sup} ({cl}, {lineage}, _reason) SELECT {cl}, {lineage}, 'replaced' "
+        "FROM _shukei_old"
+    )
+    e.execute(
+        f"DELETE FROM {staging} AS a USING _shukei_m AS b WHERE {keys_on} "
+        "AND b._action = 'replace'"
+    )
+    e.execute(
+        f"INSERT INTO {staging} ({cl}, {lineage}) SELECT {cl}, {lineage} FROM _shukei_m "
+        "WHERE _action IN ('insert', 'replace')"
+    )
+    e.execute(
+        f"INSERT INTO {sup} ({cl}, {lineage}, _reason) SELECT {cl}, {lineage}, CASE _action "
+        "WHEN 'older' THEN 'superseded' ELSE 'duplicate' END FROM _shukei_m "
+        "WHERE _action IN ('older', 'duplicate')"
+    )
+    row = e.fetchone(
+        "SELECT count(*) FILTER (WHERE _action IN ('insert', 'replace')), "
+        "count(*) FILTER (WHERE _action = 'older'), count(*) FILTER (WHERE _action = 'duplicate')"
+        " FROM _shukei_m"
+    )
+    assert row is not None
+    used, older, dup = (int(x) for x in row)
+
+    # Changed rows, old and new sides: what reaches the marts.
+    e.execute("DROP TABLE IF EXISTS _shukei_chg")
+    e.execute(
+        f"CREATE TEMP TABLE _shukei_chg AS SELECT {cl} FROM _shukei_old WHERE _changed "
+        f"UNION ALL SELECT {cl} FROM _shukei_m WHERE _action IN ('insert', 'replace') AND _changed"
+    )
+    _mark_dirty(e, p, ent, batch_id)
+    for t in ("_shukei_t", "_shukei_c", "_shukei_m", "_shukei_old", "_shukei_chg"):
+        e.execute(f"DROP TABLE IF EXISTS {t}")
+    counts = EntityCounts(rows_in, used, lost_in_batch - dup_in_batch + older,
+                          dup_in_batch + dup, quarantined)
+    log.info("merged batch %d %s: %s", batch_id, ent.name, counts.as_dict())
+    return counts
+
+
+def _fact_rows_reached(p: Pipeline, ent: Entity) -> str | None:
+    """SQL for the fact rows (current staging) that changed rows of `ent` contribute to."""
+    if ent.name == p.fact:
+        return "SELECT * FROM _shukei_chg"
+    if not ent.via:
+        return None
+    joins, prev = [], "h0"
+    for i, hop in enumerate(ent.via, start=1):
+        on = " AND ".join(f"{prev}.{quote(a)} = h{i}.{quote(b)}" for a, b in hop.on)
+        joins.append(f"JOIN {qualified('staging', hop.entity)} AS h{i} ON {on}")
+        prev = f"h{i}"
+    return f"SELECT DISTINCT {prev}.* FROM _shukei_chg AS h0 {' '.join(joins)}"
+
+
+def _mark_dirty(e: Engine, p: Pipeline, ent: Entity, batch_id: int) -> None:
+    reached = _fact_rows_reached(p, ent)
+    if reached is not None:
+        counted = p.fact_entity.counted or "TRUE"
+        pc = quote(p.partition_column)
+        e.execute(
+            "INSERT INTO shukei.dirty_dates (pipeline, partition_date, batch_id) "
+            f"SELECT DISTINCT CAST(? AS VARCHAR), f.{pc}, CAST(? AS BIGINT) FROM ({reached}) AS f "
+            f"WHERE f.{pc} IS NOT NULL AND ({counted}) ON CONFLICT DO NOTHING",
+            (p.name, batch_id),
+        )
+    for mart in p.marts:
+        if mart.keyed_by and ent.name in mart.keys_from and mart.keyed_by in ent.column_names:
+            k = quote(mart.keyed_by)
+            e.execute(
+                "INSERT INTO shukei.dirty_keys (pipeline, mart, key_value) "
+                f"SELECT DISTINCT CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST({k} AS VARCHAR) "
+                f"FROM _shukei_chg WHERE {k} IS NOT NULL ON CONFLICT DO NOTHING",
+                (p.name, mart.name),
+            )
+
+
+def _check_conservation(e: Engine, p: Pipeline, batch_id: int) -> None:
+    """Every raw row of the batch sits in exactly one of current, superseded, quarantine."""
+    for n in p.entities:
+        places = " UNION ALL ".join(
+            f"SELECT _source_file, _row_no FROM {qualified('staging', t)} WHERE _batch_id = ?"
+            for t in (n, n + "_superseded", n + "_quarantine")
+        )
+        sql = (
+            f"SELECT r._source_file, r._row_no, count(x._row_no) AS places "
+            f"FROM {qualified('raw', n)} AS r LEFT JOIN ({places}) AS x "
+            "ON x._source_file = r._source_file AND x._row_no = r._row_no "
+            "WHERE r._batch_id = ? GROUP BY r._source_file, r._row_no HAVING count(x._row_no) <> 1"
+        )
+        bad = int(e.scalar(f"SELECT count(*) FROM ({sql}) AS q", (batch_id,) * 4))
+        e.execute(
+            "INSERT INTO shukei.check_results (batch_id, pipeline, check_name, target, scope, "
+            "blocking, failed_rows, status, query, checked_at) VALUES (?, ?, ?, ?, ?, TRUE, ?, ?, ?, "
+            "current_timestamp)",
+            (batch_id, p.name, "row_count_conservation", f"raw.{n}", f"batch {batch_id}", bad,
+             "fail" if bad else "pass", sql),
+        )
+        if bad:
+            raise CheckFailed("row_count_conservation", bad, sql, f"batch {batch_id} {n}")

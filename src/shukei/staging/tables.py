@@ -1,0 +1,56 @@
+"""DDL of a pipeline's raw and staging tables, derived from its entity declarations.
+
+Per entity E: `raw.E` (text, append-only, lineage), `staging.E` (the current version of each key),
+`staging.E_superseded` (valid rows that lost: older versions, replaced winners, duplicates) and
+`staging.E_quarantine` (rows that cannot be used, with every reason). Every raw row ends in exactly
+one of the three staging tables.
+"""
+
+from __future__ import annotations
+
+from shukei.engines.base import Engine
+from shukei.pipeline.definition import Column, Entity, Pipeline
+from shukei.runner.state import migrate
+from shukei.sql import qualified, quote
+
+LINEAGE = ("_batch_id", "_ingested_at", "_source_file", "_row_no")
+
+
+def sql_type(col: Column) -> str:
+    if col.decimal:
+        p, s = col.decimal
+        return f"DECIMAL({p},{s})"
+    return {
+        "text": "VARCHAR", "email": "VARCHAR", "integer": "BIGINT", "timestamp": "TIMESTAMPTZ",
+        "date": "DATE", "boolean": "BOOLEAN",
+    }[col.type]
+
+
+def typed_columns(entity: Entity, pipeline: Pipeline) -> list[tuple[str, str]]:
+    cols = [(c.name, sql_type(c)) for c in entity.columns]
+    if entity.partition_column:
+        cols.append((entity.partition_column, "DATE"))
+    return cols
+
+
+def ensure_tables(engine: Engine, pipeline: Pipeline) -> None:
+    """Create the state schema and this pipeline's raw/staging tables if they are missing."""
+    migrate(engine)
+    for name, ent in pipeline.entities.items():
+        raw_cols = ", ".join(f"{quote(c)} VARCHAR" for c in ent.column_names)
+        engine.execute(
+            f"CREATE TABLE IF NOT EXISTS {qualified('raw', name)} (_batch_id BIGINT NOT NULL, "
+            f"_ingested_at TIMESTAMPTZ NOT NULL, _source_file VARCHAR NOT NULL, "
+            f"_row_no BIGINT NOT NULL, {raw_cols})"
+        )
+        typed = ", ".join(f"{quote(c)} {t}" for c, t in typed_columns(ent, pipeline))
+        lineage = "_batch_id BIGINT NOT NULL, _source_file VARCHAR NOT NULL, _row_no BIGINT NOT NULL"
+        engine.execute(f"CREATE TABLE IF NOT EXISTS {qualified('staging', name)} ({typed}, {lineage})")
+        engine.execute(
+            f"CREATE TABLE IF NOT EXISTS {qualified('staging', name + '_superseded')} "
+            f"({typed}, {lineage}, _reason VARCHAR NOT NULL)"
+        )
+        engine.execute(
+            f"CREATE TABLE IF NOT EXISTS {qualified('staging', name + '_quarantine')} "
+            f"({lineage}, {raw_cols}, _reason VARCHAR NOT NULL)"
+        )

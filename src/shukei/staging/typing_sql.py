@@ -1,0 +1,108 @@
+"""The typed SELECT of one entity's raw rows: clean text, strict parsing, quarantine reasons.
+
+Text is NFKC-normalised and trimmed; `lower` columns are lower-cased; an invalid email becomes NULL
+(its row is kept). Numbers and timestamps parse strictly (no rounding, no lost digits). A row whose
+key, version, required value or number cannot be used gets every reason in `_reason`.
+The business timezone comes from the temp table `_shukei_ctx`, filled with a bound parameter.
+"""
+
+from __future__ import annotations
+
+from shukei.engines.base import Engine
+from shukei.pipeline.definition import Column, Entity
+from shukei.sql import qualified, quote
+
+TZ = "(SELECT tz FROM _shukei_ctx)"
+_ISO_TS = (
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
+    r"(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)?)?"
+)
+_HAS_OFFSET = r".*[T ][0-9]{2}:[0-9]{2}.*(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)"
+_DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_INT = r"[+-]?[0-9]{1,18}"
+_EMAIL = r"[a-z0-9._%+'-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}"
+_BOOL = r"(?i)(true|false|t|f|yes|no|y|n|1|0)"
+
+
+def _lit(text: str) -> str:
+    """A SQL literal for text derived from validated identifiers or core constants."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _num(value: object) -> str:
+    from decimal import Decimal
+
+    assert isinstance(value, Decimal)
+    return format(value, "f")
+
+
+def typed_select(engine: Engine, entity: Entity, where: str) -> str:
+    """SELECT lineage, raw text, typed value per column and `_reason` from raw rows in `where`."""
+    e = engine
+    clean, typed, reasons = [], [], []
+    for col in entity.columns:
+        r = quote(col.name)
+        t = quote(col.name + "__t")
+        clean.append(f"NULLIF({e.trim(e.nfkc('r.' + r))}, '') AS {t}")
+        expr, valid = _typed(engine, col, t)
+        typed.append(f"{expr} AS {quote(col.name + '__v')}")
+        required = col.required or col.name in entity.key or col.name == entity.version
+        if required:
+            reasons.append(f"CASE WHEN {t} IS NULL THEN {_lit('missing ' + col.name)} END")
+        if valid is not None:
+            reasons.append(
+                f"CASE WHEN {t} IS NOT NULL AND NOT ({valid}) THEN "
+                f"{_lit('unparseable ' + col.name + ': ')} || left({t}, 60) END"
+            )
+        v = quote(col.name + "__v")
+        if col.min is not None:
+            msg = f"negative {col.name}" if col.min == 0 else f"{col.name} below {_num(col.min)}"
+            reasons.append(f"CASE WHEN {v} < {_num(col.min)} THEN {_lit(msg)} END")
+        if col.max is not None:
+            reasons.append(
+                f"CASE WHEN {v} > {_num(col.max)} THEN {_lit(col.name + ' above ' + _num(col.max))} END"
+            )
+    raw_cols = ", ".join(f"r.{quote(c)}" for c in entity.column_names)
+    lineage = "r._batch_id, r._source_file, r._row_no"
+    inner = (
+        f"SELECT {lineage}, {raw_cols}, {', '.join(clean)} "
+        f"FROM {qualified('raw', entity.name)} AS r WHERE {where}"
+    )
+    mid = f"SELECT *, {', '.join(typed)} FROM ({inner}) AS c"
+    reason = "concat_ws('; ', " + ", ".join(reasons) + ")" if reasons else "''"
+    part = ""
+    if entity.partition_column and entity.partition_from:
+        src = quote(entity.partition_from + "__v")
+        part = f", {e.local_date(src, TZ)} AS {quote(entity.partition_column)}"
+    return f"SELECT *, NULLIF({reason}, '') AS _reason{part} FROM ({mid}) AS v"
+
+
+def _typed(engine: Engine, col: Column, t: str) -> tuple[str, str | None]:
+    """(typed expression, validity predicate or None when any text is valid)."""
+    e = engine
+    if col.type == "text":
+        return (f"lower({t})" if col.lower else t), None
+    if col.type == "email":
+        low = f"lower({t})"
+        return f"CASE WHEN {e.regex_full(low, _EMAIL)} THEN {low} END", None
+    if col.type == "integer":
+        ok = e.regex_full(t, _INT)
+        return f"CASE WHEN {ok} THEN CAST({t} AS BIGINT) END", ok
+    if dec := col.decimal:
+        p, s = dec
+        pat = rf"[+-]?[0-9]{{1,{p - s}}}(\.[0-9]{{1,{s}}})?" if s else rf"[+-]?[0-9]{{1,{p}}}"
+        ok = e.regex_full(t, pat)
+        return f"CASE WHEN {ok} THEN CAST({t} AS DECIMAL({p},{s})) END", ok
+    if col.type == "timestamp":
+        inst = e.to_instant(t, e.regex_full(t, _HAS_OFFSET), TZ)
+        ok = f"{e.regex_full(t, _ISO_TS)} AND {inst} IS NOT NULL"
+        return f"CASE WHEN {e.regex_full(t, _ISO_TS)} THEN {inst} END", ok
+    if col.type == "date":
+        ok = f"{e.regex_full(t, _DATE)} AND {e.try_cast(t, 'DATE')} IS NOT NULL"
+        return f"CASE WHEN {e.regex_full(t, _DATE)} THEN {e.try_cast(t, 'DATE')} END", ok
+    if col.type == "boolean":
+        ok = e.regex_full(t, _BOOL)
+        return (
+            f"CASE WHEN {ok} THEN lower({t}) IN ('true', 't', 'yes', 'y', '1') END", ok
+        )
+    raise AssertionError(col.type)
