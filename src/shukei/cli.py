@@ -58,14 +58,27 @@ def _echo_json(doc: Any) -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--warehouse", envvar="SHUKEI_WAREHOUSE", help="Warehouse URL (default duckdb:///shukei.duckdb).")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default=None, help="Log line format.")
-@click.option("--log-file", type=click.Path(path_type=Path), default=None, help="Also log to this file.")
+@click.option(
+    "--warehouse",
+    envvar="SHUKEI_WAREHOUSE",
+    help="Warehouse URL (default duckdb:///shukei.duckdb).",
+)
+@click.option(
+    "--log-format", type=click.Choice(["text", "json"]), default=None, help="Log line format."
+)
+@click.option(
+    "--log-file", type=click.Path(path_type=Path), default=None, help="Also log to this file."
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logs, and tracebacks on errors.")
 @click.version_option(package_name="shukei")
 @click.pass_context
-def cli(ctx: click.Context, warehouse: str | None, log_format: str | None, log_file: Path | None,
-        verbose: bool) -> None:
+def cli(
+    ctx: click.Context,
+    warehouse: str | None,
+    log_format: str | None,
+    log_file: Path | None,
+    verbose: bool,
+) -> None:
     """shukei (集計): re-runnable daily marts from late, dirty, corrected data.
 
     Settings come from options, then SHUKEI_* environment variables, then ./shukei.toml.
@@ -77,7 +90,9 @@ pass_ctx = click.make_pass_decorator(Ctx)
 
 
 def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")(f)
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")(
+        f
+    )
 
 
 @cli.command()
@@ -91,14 +106,23 @@ def pipelines(c: Ctx, as_json: bool) -> None:
     docs = []
     for n in names:
         p = load_pipeline(n)
-        docs.append({"name": p.name, "description": p.description, "path": str(p.root),
-                     "entities": list(p.entities), "marts": [m.name for m in p.marts]})
+        docs.append(
+            {
+                "name": p.name,
+                "description": p.description,
+                "path": str(p.root),
+                "entities": list(p.entities),
+                "marts": [m.name for m in p.marts],
+            }
+        )
     if as_json:
         _echo_json(docs)
         return
     for d in docs:
-        click.echo(f"{d['name']}: {d['description']}\n  entities: {', '.join(d['entities'])}\n"
-                   f"  marts: {', '.join(d['marts'])}")
+        click.echo(
+            f"{d['name']}: {d['description']}\n  entities: {', '.join(d['entities'])}\n"
+            f"  marts: {', '.join(d['marts'])}"
+        )
 
 
 @cli.group()
@@ -108,32 +132,72 @@ def generate() -> None:
 
 @generate.command("sales")
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--start", required=True, callback=_parse_date, help="First business date (YYYY-MM-DD).")
+@click.option(
+    "--start", required=True, callback=_parse_date, help="First business date (YYYY-MM-DD)."
+)
 @click.option("--days", type=click.IntRange(1, 3660), default=14, show_default=True)
 @click.option("--orders-per-day", type=click.IntRange(1), default=500, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--late-rate", type=click.FloatRange(0, 1), default=0.02, show_default=True)
 @click.option("--correction-rate", type=click.FloatRange(0, 1), default=0.02, show_default=True)
 @click.option("--dirty-rate", type=click.FloatRange(0, 1), default=0.01, show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["csv", "parquet", "jsonl"]), default="csv", show_default=True)
-@click.option("--late-batch", is_flag=True, help="Write one late delivery (new lines + corrections) for this data set instead.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "parquet", "jsonl"]),
+    default="csv",
+    show_default=True,
+)
+@click.option(
+    "--late-batch",
+    is_flag=True,
+    help="Write one late delivery (new lines + corrections) for this data set instead.",
+)
 @click.option("--batch-seed", type=int, default=1, show_default=True, help="With --late-batch.")
 @click.option("--lines", type=int, default=5000, show_default=True, help="With --late-batch.")
 @click.option("--corrections", type=int, default=300, show_default=True, help="With --late-batch.")
-def generate_sales_cmd(out: Path, start: date, days: int, orders_per_day: int, seed: int,
-                       late_rate: float, correction_rate: float, dirty_rate: float, fmt: str,
-                       late_batch: bool, batch_seed: int, lines: int, corrections: int) -> None:
+def generate_sales_cmd(
+    out: Path,
+    start: date,
+    days: int,
+    orders_per_day: int,
+    seed: int,
+    late_rate: float,
+    correction_rate: float,
+    dirty_rate: float,
+    fmt: str,
+    late_batch: bool,
+    batch_seed: int,
+    lines: int,
+    corrections: int,
+) -> None:
     """Sales data in date-partitioned folders: OUT/YYYY-MM-DD/<entity>_....csv"""
     from shukei.generate.sales import generate_late_batch, generate_sales
 
     if late_batch:
-        s = generate_late_batch(out, start=start, days=days, orders_per_day=orders_per_day,
-                                seed=seed, batch_seed=batch_seed, lines=lines,
-                                corrections=corrections, fmt=fmt)
+        s = generate_late_batch(
+            out,
+            start=start,
+            days=days,
+            orders_per_day=orders_per_day,
+            seed=seed,
+            batch_seed=batch_seed,
+            lines=lines,
+            corrections=corrections,
+            fmt=fmt,
+        )
     else:
-        s = generate_sales(out, start=start, days=days, orders_per_day=orders_per_day, seed=seed,
-                           late_rate=late_rate, correction_rate=correction_rate,
-                           dirty_rate=dirty_rate, fmt=fmt)
+        s = generate_sales(
+            out,
+            start=start,
+            days=days,
+            orders_per_day=orders_per_day,
+            seed=seed,
+            late_rate=late_rate,
+            correction_rate=correction_rate,
+            dirty_rate=dirty_rate,
+            fmt=fmt,
+        )
     rows = ", ".join(f"{k} {v:,}" for k, v in s.rows.items())
     click.echo(f"wrote {s.files} files to {s.out}: {rows}")
 
@@ -144,7 +208,9 @@ def generate_sales_cmd(out: Path, start: date, days: int, orders_per_day: int, s
 @click.option("--entity", default=None, help="Entity of every file given (else from file names).")
 @json_option
 @pass_ctx
-def ingest(c: Ctx, pipeline: str, inputs: tuple[str, ...], entity: str | None, as_json: bool) -> None:
+def ingest(
+    c: Ctx, pipeline: str, inputs: tuple[str, ...], entity: str | None, as_json: bool
+) -> None:
     """Load files or folders (CSV, Parquet, JSONL) into the raw layer, as one batch."""
     rep = c.project.ingest(pipeline, list(inputs), entity)
     if as_json:
@@ -153,26 +219,46 @@ def ingest(c: Ctx, pipeline: str, inputs: tuple[str, ...], entity: str | None, a
     if rep.batch_id is None:
         click.echo(f"nothing new: {len(rep.skipped)} file(s) were ingested before (same content)")
         return
-    click.echo(f"batch {rep.batch_id}: {len(rep.files)} file(s), {rep.rows:,} rows into raw"
-               + (f"; skipped {len(rep.skipped)} already-ingested file(s)" if rep.skipped else ""))
+    click.echo(
+        f"batch {rep.batch_id}: {len(rep.files)} file(s), {rep.rows:,} rows into raw"
+        + (f"; skipped {len(rep.skipped)} already-ingested file(s)" if rep.skipped else "")
+    )
 
 
 @cli.command()
 @click.argument("pipeline")
-@click.option("--date", "dates", multiple=True, callback=_parse_date, help="Force a rebuild of this date (repeatable).")
-@click.option("--start-date", callback=_parse_date, default=None, help="Force a rebuild from this date...")
+@click.option(
+    "--date",
+    "dates",
+    multiple=True,
+    callback=_parse_date,
+    help="Force a rebuild of this date (repeatable).",
+)
+@click.option(
+    "--start-date", callback=_parse_date, default=None, help="Force a rebuild from this date..."
+)
 @click.option("--end-date", callback=_parse_date, default=None, help="...through this date.")
-@click.option("--full-refresh", is_flag=True, help="Re-derive every partition and rebuild every date.")
+@click.option(
+    "--full-refresh", is_flag=True, help="Re-derive every partition and rebuild every date."
+)
 @json_option
 @pass_ctx
-def run(c: Ctx, pipeline: str, dates: tuple[date, ...], start_date: date | None,
-        end_date: date | None, full_refresh: bool, as_json: bool) -> None:
+def run(
+    c: Ctx,
+    pipeline: str,
+    dates: tuple[date, ...],
+    start_date: date | None,
+    end_date: date | None,
+    full_refresh: bool,
+    as_json: bool,
+) -> None:
     """Rebuild every missing or stale date (or the dates asked for), atomically per date."""
     project = c.project
     progress = None if as_json else _progress_bar()
     try:
-        rep = project.run(pipeline, list(dates) or None, start_date, end_date, full_refresh,
-                          progress=progress)
+        rep = project.run(
+            pipeline, list(dates) or None, start_date, end_date, full_refresh, progress=progress
+        )
     finally:
         if progress is not None:
             progress.close()
@@ -181,8 +267,10 @@ def run(c: Ctx, pipeline: str, dates: tuple[date, ...], start_date: date | None,
     else:
         _print_run(rep)
     if rep.status != "success":
-        raise RunFailed(f"run {rep.run_id}: {len(rep.failed)} date(s) failed: "
-                        + "; ".join(f"{d}: {e}" for d, e in sorted(rep.failed.items())))
+        raise RunFailed(
+            f"run {rep.run_id}: {len(rep.failed)} date(s) failed: "
+            + "; ".join(f"{d}: {e}" for d, e in sorted(rep.failed.items()))
+        )
 
 
 class _Bar:
@@ -225,15 +313,20 @@ def _print_run(rep: Any) -> None:
     for r in doc["reasons"].values():
         by_reason[r] = by_reason.get(r, 0) + 1
     detail = ", ".join(f"{n} {r}" for r, n in sorted(by_reason.items()))
-    click.echo(f"run {doc['run_id']}: {doc['status']}, {len(doc['dates'])} date(s) rebuilt"
-               + (f" ({detail})" if detail else "") + f" in {doc['seconds']:.2f}s")
+    click.echo(
+        f"run {doc['run_id']}: {doc['status']}, {len(doc['dates'])} date(s) rebuilt"
+        + (f" ({detail})" if detail else "")
+        + f" in {doc['seconds']:.2f}s"
+    )
     if len(doc["dates"]) <= 20:
         for part in doc["partitions"]:
             click.echo(f"  {part['date']}  {part['reason']:<9} {part['status']}")
     for f in doc["failed"]:
         click.echo(f"  FAILED {f['date']}: {f['error']}")
     for ch in doc["checks"]:
-        click.echo(f"  check {ch['check']} ({ch['status']}): {ch['failed_rows']} row(s) in {ch['scope']}")
+        click.echo(
+            f"  check {ch['check']} ({ch['status']}): {ch['failed_rows']} row(s) in {ch['scope']}"
+        )
 
 
 @cli.command()
@@ -248,10 +341,19 @@ def status(c: Ctx, pipeline: str, limit: int, as_json: bool) -> None:
         _echo_json(doc)
         return
     pt = doc["partitions"]
-    click.echo(f"pipeline {doc['pipeline']}: {pt['built']} date(s) built"
-               + (f" ({pt['first']} .. {pt['last']})" if pt["first"] else ""))
-    click.echo(f"  dirty (to rebuild): {len(pt['dirty'])}"
-               + (f" [{', '.join(str(d) for d in pt['dirty'][:10])}{' ...' if len(pt['dirty']) > 10 else ''}]" if pt["dirty"] else ""))
+    click.echo(
+        f"pipeline {doc['pipeline']}: {pt['built']} date(s) built"
+        + (f" ({pt['first']} .. {pt['last']})" if pt["first"] else "")
+    )
+    click.echo(
+        f"  dirty (to rebuild): {len(pt['dirty'])}"
+        + (
+            f" [{', '.join(str(d) for d in pt['dirty'][:10])}"
+            f"{' ...' if len(pt['dirty']) > 10 else ''}]"
+            if pt["dirty"]
+            else ""
+        )
+    )
     click.echo(f"  pending batches (not yet merged): {doc['pending_batches']}")
     for f in pt["failed"]:
         click.echo(f"  FAILED {f['date']}: {f['error']}")
@@ -261,14 +363,18 @@ def status(c: Ctx, pipeline: str, limit: int, as_json: bool) -> None:
             if b["entity"] is None:
                 click.echo(f"  {b['batch_id']:>4} {b['status']:<7} (not merged yet)")
             else:
-                click.echo(f"  {b['batch_id']:>4} {b['entity']:<12} {b['rows_in']:>9,} = "
-                           f"{b['rows_used']:,} + {b['rows_superseded']:,} + "
-                           f"{b['rows_duplicate']:,} + {b['rows_quarantined']:,}")
+                click.echo(
+                    f"  {b['batch_id']:>4} {b['entity']:<12} {b['rows_in']:>9,} = "
+                    f"{b['rows_used']:,} + {b['rows_superseded']:,} + "
+                    f"{b['rows_duplicate']:,} + {b['rows_quarantined']:,}"
+                )
     if doc["runs"]:
         click.echo("last runs:")
         for r in doc["runs"]:
-            click.echo(f"  {r['run_id']}  {r['status']:<11} planned {r['dates_planned'] or 0:>4}  "
-                       f"built {r['dates_built'] or 0:>4}  failed {r['dates_failed'] or 0}")
+            click.echo(
+                f"  {r['run_id']}  {r['status']:<11} planned {r['dates_planned'] or 0:>4}  "
+                f"built {r['dates_built'] or 0:>4}  failed {r['dates_failed'] or 0}"
+            )
 
 
 @cli.command()
@@ -285,11 +391,14 @@ def diff(c: Ctx, pipeline: str, run_id: str | None, as_json: bool) -> None:
     click.echo(f"run {doc['run_id']} ({doc['status']}): {len(doc['changes'])} mart partition(s)")
     for ch in doc["changes"]:
         totals = ", ".join(
-            f"{k} {_num(ch['totals_before'].get(k))} -> {_num(v)}" for k, v in ch["totals_after"].items()
+            f"{k} {_num(ch['totals_before'].get(k))} -> {_num(v)}"
+            for k, v in ch["totals_after"].items()
         )
-        click.echo(f"  {ch['partition']:<10} {ch['mart']:<22} +{ch['added']} -{ch['removed']} "
-                   f"~{ch['changed']} rows ({ch['rows_before']} -> {ch['rows_after']})"
-                   + (f"  {totals}" if totals else ""))
+        click.echo(
+            f"  {ch['partition']:<10} {ch['mart']:<22} +{ch['added']} -{ch['removed']} "
+            f"~{ch['changed']} rows ({ch['rows_before']} -> {ch['rows_after']})"
+            + (f"  {totals}" if totals else "")
+        )
 
 
 def _num(v: Any) -> str:
@@ -321,8 +430,10 @@ def check(c: Ctx, pipeline: str, run_id: str | None, as_json: bool) -> None:
         return
     for r in sorted(rows, key=lambda r: r["status"] == "pass"):
         where = f"batch {r['batch_id']}" if r["batch_id"] is not None else r["scope"]
-        click.echo(f"  {r['status']:<4} {r['check']:<34} {r['failed_rows']:>6} row(s)  {where}"
-                   + ("" if r["blocking"] else "  (warning)"))
+        click.echo(
+            f"  {r['status']:<4} {r['check']:<34} {r['failed_rows']:>6} row(s)  {where}"
+            + ("" if r["blocking"] else "  (warning)")
+        )
     failing = [r for r in rows if r["status"] != "pass"]
     if failing:
         click.echo("offending rows of the first failure: " + failing[0]["query"])
@@ -351,7 +462,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except Exception as exc:  # a bug: still one line, unless -v
         if verbose:
             traceback.print_exc()
-        click.echo(f"Error: internal error ({type(exc).__name__}: {exc}); rerun with -v for details",
-                   err=True)
+        click.echo(
+            f"Error: internal error ({type(exc).__name__}: {exc}); rerun with -v for details",
+            err=True,
+        )
         sys.exit(1)
     sys.exit(0)

@@ -41,8 +41,12 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ts = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         ctx = "".join(
-            f" {k}={v}" for k, v in (("run", getattr(record, "run_id", None)),
-                                     ("date", getattr(record, "date", None))) if v
+            f" {k}={v}"
+            for k, v in (
+                ("run", getattr(record, "run_id", None)),
+                ("date", getattr(record, "date", None)),
+            )
+            if v
         )
         return f"{ts} {record.levelname:<7} {record.name}{ctx}: {record.getMessage()}"
 

@@ -1,9 +1,9 @@
 """The library facade: everything the CLI does, callable from Python (orchestrators, notebooks).
 
-    from shukei import Project
-    project = Project(warehouse="duckdb:///shukei.duckdb")
-    project.ingest("sales", ["data/"])
-    report = project.run("sales")
+from shukei import Project
+project = Project(warehouse="duckdb:///shukei.duckdb")
+project.ingest("sales", ["data/"])
+report = project.run("sales")
 """
 
 from __future__ import annotations
@@ -74,8 +74,13 @@ class Project:
         p = self.pipeline(pipeline)
         with self.engine() as eng:
             return run(
-                eng, p, timezone=self.settings.timezone, chunk_days=self.settings.chunk_days,
-                requested=requested, full_refresh=full_refresh, progress=progress,
+                eng,
+                p,
+                timezone=self.settings.timezone,
+                chunk_days=self.settings.chunk_days,
+                requested=requested,
+                full_refresh=full_refresh,
+                progress=progress,
             )
 
     def status(self, pipeline: str, limit: int = 10) -> dict[str, Any]:

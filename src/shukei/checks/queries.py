@@ -39,8 +39,9 @@ def offending_rows(check: Check, scope: str | None) -> tuple[str, list[Any]]:
     cols = check.columns
     if check.kind == "unique":
         cl = ", ".join(quote(c) for c in cols)
-        return (f"SELECT {cl}, count(*) AS n FROM {t} WHERE {where} GROUP BY {cl} "
-                "HAVING count(*) > 1"), []
+        return (
+            f"SELECT {cl}, count(*) AS n FROM {t} WHERE {where} GROUP BY {cl} HAVING count(*) > 1"
+        ), []
     if check.kind == "not_null":
         cond = " OR ".join(f"{quote(c)} IS NULL" for c in cols)
         return f"SELECT * FROM {t} WHERE {where} AND ({cond})", []
@@ -49,15 +50,21 @@ def offending_rows(check: Check, scope: str | None) -> tuple[str, list[Any]]:
         return f"SELECT * FROM {t} WHERE {where} AND ({cond})", []
     if check.kind == "accepted_values":
         marks = ", ".join("?" for _ in check.values)
-        cond = " OR ".join(f"({quote(c)} IS NOT NULL AND {quote(c)} NOT IN ({marks}))" for c in cols)
+        cond = " OR ".join(
+            f"({quote(c)} IS NOT NULL AND {quote(c)} NOT IN ({marks}))" for c in cols
+        )
         return f"SELECT * FROM {t} WHERE {where} AND ({cond})", list(check.values) * len(cols)
     if check.kind == "relationship":
         assert check.to is not None
         to_cols = check.to_columns or cols
-        on = " AND ".join(f"b.{quote(tc)} = a.{quote(c)}" for c, tc in zip(cols, to_cols, strict=True))
+        on = " AND ".join(
+            f"b.{quote(tc)} = a.{quote(c)}" for c, tc in zip(cols, to_cols, strict=True)
+        )
         notnull = " AND ".join(f"a.{quote(c)} IS NOT NULL" for c in cols)
-        return (f"SELECT a.* FROM {t} AS a WHERE {where} AND {notnull} AND NOT EXISTS "
-                f"(SELECT 1 FROM {qualified(*check.to)} AS b WHERE {on})"), []
+        return (
+            f"SELECT a.* FROM {t} AS a WHERE {where} AND {notnull} AND NOT EXISTS "
+            f"(SELECT 1 FROM {qualified(*check.to)} AS b WHERE {on})"
+        ), []
     if check.kind == "sql":
         return expand_macros(check.sql), []
     raise AssertionError(check.kind)

@@ -2,7 +2,8 @@
 
 The runner, ingest and staging code talk only to this interface. An engine differs from the base by
 its capability flags, its dialect helpers (SQL fragments for the few functions the engines spell
-differently) and a handful of overrides: how files are bulk-loaded, how the writer lock is taken, and
+differently) and a handful of overrides: how files are bulk-loaded, how the writer lock is
+taken, and
 how a set of partitions of a mart is replaced. Values always travel as bound parameters written `?`
 in the SQL handed to an engine; an engine translates them to its driver's style.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,8 +101,9 @@ class Engine(ABC):
         self.execute(f"DELETE FROM {t} WHERE {qualified(column)} IN ({keys_sql})")
         self.execute(f"INSERT INTO {t} {select_sql}", params)
 
-    def insert_select(self, table: tuple[str, str], columns: Sequence[str], select_sql: str,
-                      params: Params = ()) -> None:
+    def insert_select(
+        self, table: tuple[str, str], columns: Sequence[str], select_sql: str, params: Params = ()
+    ) -> None:
         self.execute(
             f"INSERT INTO {qualified(*table)} ({column_list(list(columns))}) {select_sql}", params
         )
@@ -114,6 +116,7 @@ class Engine(ABC):
     def columns(self, schema: str, name: str) -> list[tuple[str, str]]:
         """(name, type) of a table's columns, in order."""
 
+    @abstractmethod
     def install_functions(self) -> None:
         """Create shukei's SQL helpers in schema `shukei`: div_round2(a, b), div_round4(a, b),
         exact division rounded half away from zero, NULL when b is 0."""

@@ -58,7 +58,9 @@ class DuckDBEngine(Engine):
             except duckdb.IOException as exc:
                 held = _LOCK_HELD.search(str(exc))
                 if not held:
-                    raise EngineError(f"cannot open warehouse {self.path}: {_first_line(exc)}") from exc
+                    raise EngineError(
+                        f"cannot open warehouse {self.path}: {_first_line(exc)}"
+                    ) from exc
                 if time.monotonic() >= deadline:
                     raise LockTimeout(
                         f"another process (PID {held.group(2)}) is using the warehouse "
@@ -71,7 +73,7 @@ class DuckDBEngine(Engine):
             arrow_nfkc,
             [duckdb.sqltype("VARCHAR")],
             duckdb.sqltype("VARCHAR"),
-            type="arrow",
+            type="arrow",  # type: ignore[arg-type]
         )
         self._tx_depth = 0
 
@@ -140,8 +142,7 @@ class DuckDBEngine(Engine):
             self.execute("DROP TABLE IF EXISTS temp._shukei_load")
             try:
                 self._con.execute(
-                    "CREATE TEMP TABLE _shukei_load AS "
-                    + _reader_sql(fmt, columns, len(paths)),
+                    "CREATE TEMP TABLE _shukei_load AS " + _reader_sql(fmt, columns, len(paths)),
                     paths,
                 )
             except self._duckdb.Error as exc:

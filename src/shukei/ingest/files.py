@@ -20,9 +20,15 @@ from shukei.pipeline.definition import Pipeline
 log = logging.getLogger("shukei.ingest")
 
 FORMATS = {
-    ".csv": "csv", ".csv.gz": "csv", ".tsv": "csv",
-    ".parquet": "parquet", ".pq": "parquet",
-    ".jsonl": "jsonl", ".ndjson": "jsonl", ".jsonl.gz": "jsonl", ".ndjson.gz": "jsonl",
+    ".csv": "csv",
+    ".csv.gz": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".jsonl.gz": "jsonl",
+    ".ndjson.gz": "jsonl",
 }
 
 
@@ -49,7 +55,8 @@ def expand(inputs: Iterable[str | Path]) -> list[Path]:
         p = Path(item)
         if p.is_dir():
             found.extend(
-                f for f in sorted(p.rglob("*"))
+                f
+                for f in sorted(p.rglob("*"))
                 if f.is_file() and not f.name.startswith(".") and _fmt_of(f)
             )
         elif p.is_file():
@@ -80,7 +87,8 @@ def entity_of(path: Path, pipeline: Pipeline, forced: str | None) -> str:
         return forced
     name = path.name
     matches = [
-        e for e in pipeline.entities
+        e
+        for e in pipeline.entities
         if name.startswith(e) and (len(name) == len(e) or not (name[len(e)].isalnum()))
     ]
     if not matches:
@@ -124,7 +132,9 @@ def check_columns(path: Path, fmt: str, expected: tuple[str, ...]) -> None:
         )
     extra = [c for c in have if c not in expected]
     if extra:
-        log.warning("%s: column(s) %s are not in the contract and are ignored", path, ", ".join(extra))
+        log.warning(
+            "%s: column(s) %s are not in the contract and are ignored", path, ", ".join(extra)
+        )
 
 
 def sha256_of(path: Path) -> str:
@@ -135,7 +145,9 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def discover(inputs: Iterable[str | Path], pipeline: Pipeline, entity: str | None) -> list[InputFile]:
+def discover(
+    inputs: Iterable[str | Path], pipeline: Pipeline, entity: str | None
+) -> list[InputFile]:
     files = []
     for path in expand(inputs):
         fmt = _fmt_of(path)

@@ -33,8 +33,11 @@ class IngestReport:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "pipeline": self.pipeline, "batch_id": self.batch_id, "rows": self.rows,
-            "files": self.files, "skipped": self.skipped,
+            "pipeline": self.pipeline,
+            "batch_id": self.batch_id,
+            "rows": self.rows,
+            "files": self.files,
+            "skipped": self.skipped,
         }
 
 
@@ -44,7 +47,8 @@ def ingest(
     files = discover(inputs, pipeline, entity)
     ensure_tables(engine, pipeline)
     known = {
-        r[0] for r in engine.fetchall(
+        r[0]
+        for r in engine.fetchall(
             "SELECT sha256 FROM shukei.files WHERE pipeline = ?", (pipeline.name,)
         )
     }

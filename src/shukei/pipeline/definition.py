@@ -205,17 +205,17 @@ class _Loader:
             raise self.fail(where, f"SQL file {rel!r} not found in {self.root}")
         text = path.read_text(encoding="utf-8")
         if re.search(r"\b(BEGIN|COMMIT|ROLLBACK)\b\s*;", text, re.IGNORECASE):
-            raise self.fail(where, f"{rel}: SQL files hold no BEGIN/COMMIT; shukei owns transactions")
+            raise self.fail(
+                where, f"{rel}: SQL files hold no BEGIN/COMMIT; shukei owns transactions"
+            )
         return text.strip().rstrip(";")
 
     def pipeline(self, raw: dict[str, Any]) -> Pipeline:
         name = self.ident("name", raw.get("name", self.root.name))
-        entities = {
-            n: self.entity(n, spec) for n, spec in (raw.get("entities") or {}).items()
-        }
+        entities = {n: self.entity(n, spec) for n, spec in (raw.get("entities") or {}).items()}
         if not entities:
             raise self.fail("entities", "a pipeline needs at least one entity")
-        fact = raw.get("fact")
+        fact = str(raw.get("fact"))
         if fact not in entities:
             raise self.fail("fact", f"{fact!r} is not one of the entities {sorted(entities)}")
         if entities[fact].partition_column is None:
@@ -235,20 +235,32 @@ class _Loader:
                 if src not in entities and src not in names:
                     raise self.fail(f"marts.{m.name}.keys_from", f"unknown entity or mart {src!r}")
         views = tuple(
-            View(self.ident(f"views[{i}].name", v.get("name")), self.sql_file(f"views[{i}]", v.get("sql")))
+            View(
+                self.ident(f"views[{i}].name", v.get("name")),
+                self.sql_file(f"views[{i}]", v.get("sql")),
+            )
             for i, v in enumerate(raw.get("views") or [])
         )
         checks = tuple(self.check(i, c) for i, c in enumerate(raw.get("checks") or []))
         return Pipeline(
-            name=name, root=self.root, fact=fact, entities=entities, marts=marts, views=views,
-            checks=checks, description=str(raw.get("description", "")),
+            name=name,
+            root=self.root,
+            fact=fact,
+            entities=entities,
+            marts=marts,
+            views=views,
+            checks=checks,
+            description=str(raw.get("description", "")),
             settings=dict(raw.get("settings") or {}),
         )
 
     def entity(self, name: str, spec: dict[str, Any]) -> Entity:
         where = f"entities.{name}"
         self.ident(where, name)
-        cols = tuple(self.column(f"{where}.columns.{c}", c, s) for c, s in (spec.get("columns") or {}).items())
+        cols = tuple(
+            self.column(f"{where}.columns.{c}", c, s)
+            for c, s in (spec.get("columns") or {}).items()
+        )
         colnames = {c.name for c in cols}
         key = tuple(self.ident(f"{where}.key", k) for k in spec.get("key") or [])
         if not key:
@@ -260,7 +272,10 @@ class _Loader:
         via = tuple(
             Via(
                 self.ident(f"{where}.via[{i}].entity", v.get("entity")),
-                tuple((self.ident(where, a), self.ident(where, b)) for a, b in (v.get("on") or {}).items()),
+                tuple(
+                    (self.ident(where, a), self.ident(where, b))
+                    for a, b in (v.get("on") or {}).items()
+                ),
             )
             for i, v in enumerate(spec.get("via") or [])
         )
@@ -277,7 +292,10 @@ class _Loader:
             spec = {"type": spec}
         typ = str(spec.get("type", "text")).replace(" ", "")
         if typ not in SCALAR_TYPES and not _DECIMAL.match(typ):
-            raise self.fail(where, f"unknown type {typ!r} (one of {', '.join(SCALAR_TYPES)}, decimal(p,s))")
+            raise self.fail(
+                where, f"unknown type {typ!r} (one of {', '.join(SCALAR_TYPES)}, decimal(p,s))"
+            )
+
         def num(key: str) -> Decimal | None:
             if spec.get(key) is None:
                 return None
@@ -285,7 +303,15 @@ class _Loader:
                 return Decimal(str(spec[key]))
             except InvalidOperation as exc:
                 raise self.fail(where, f"{key} must be a number") from exc
-        return Column(name, typ, bool(spec.get("required", False)), bool(spec.get("lower", False)), num("min"), num("max"))
+
+        return Column(
+            name,
+            typ,
+            bool(spec.get("required", False)),
+            bool(spec.get("lower", False)),
+            num("min"),
+            num("max"),
+        )
 
     def mart(self, i: int, spec: dict[str, Any]) -> Mart:
         name = self.ident(f"marts[{i}].name", spec.get("name"))
@@ -300,9 +326,12 @@ class _Loader:
         sql = self.sql_file(where, spec.get("sql"))
         needed = "@keys" if keyed_by else ("@months" if pgrain == "month" else "@dates")
         if needed not in sql:
-            raise self.fail(where, f"its SQL must filter on {needed} (the partitions being rebuilt)")
+            raise self.fail(
+                where, f"its SQL must filter on {needed} (the partitions being rebuilt)"
+            )
         return Mart(
-            name=name, sql=sql,
+            name=name,
+            sql=sql,
             grain=tuple(self.ident(where, g) for g in spec.get("grain") or []),
             totals=tuple(self.ident(where, t) for t in spec.get("totals") or []),
             partition=self.ident(where, partition) if partition else None,
@@ -320,7 +349,9 @@ class _Loader:
             raise self.fail(where, f"kind must be one of {', '.join(CHECK_KINDS)}")
         to = spec.get("to")
         return Check(
-            name=name, kind=kind, table=self.table(where, spec.get("table")),
+            name=name,
+            kind=kind,
+            table=self.table(where, spec.get("table")),
             columns=tuple(self.ident(where, c) for c in spec.get("columns") or []),
             values=tuple(str(v) for v in spec.get("values") or []),
             to=self.table(where, to) if to else None,

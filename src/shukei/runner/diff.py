@@ -20,8 +20,14 @@ def _jsonable(v: Any) -> Any:
 
 
 def record_diff(
-    engine: Engine, run_id: str, pipeline: str, mart: Mart, old: str, new: str,
-    columns: list[str], partition_expr: str | None,
+    engine: Engine,
+    run_id: str,
+    pipeline: str,
+    mart: Mart,
+    old: str,
+    new: str,
+    columns: list[str],
+    partition_expr: str | None,
 ) -> dict[str, int]:
     """Compare temp tables `old` and `new` (same columns) and append ledger rows.
 
@@ -35,11 +41,10 @@ def record_diff(
     same = " AND ".join(f"o.{quote(c)} IS NOT DISTINCT FROM n.{quote(c)}" for c in others) or "TRUE"
     pv = (
         f"CAST(coalesce(o.{quote(partition_expr)}, n.{quote(partition_expr)}) AS VARCHAR)"
-        if partition_expr else "'*'"
+        if partition_expr
+        else "'*'"
     )
-    sums = "".join(
-        f", sum(o.{quote(t)}), sum(n.{quote(t)})" for t in mart.totals if t in columns
-    )
+    sums = "".join(f", sum(o.{quote(t)}), sum(n.{quote(t)})" for t in mart.totals if t in columns)
     rows = engine.fetchall(
         f"SELECT {pv} AS p, count(o._m), count(n._m), "
         "count(*) FILTER (WHERE o._m IS NULL), count(*) FILTER (WHERE n._m IS NULL), "
@@ -56,7 +61,18 @@ def record_diff(
         after[str(p)] = int(after_n)
         engine.execute(
             "INSERT INTO shukei.diffs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (run_id, pipeline, mart.name, str(p), before_n, after_n, added, removed, changed,
-             json.dumps(tb), json.dumps(ta)),
+            (
+                run_id,
+                pipeline,
+                mart.name,
+                str(p),
+                before_n,
+                after_n,
+                added,
+                removed,
+                changed,
+                json.dumps(tb),
+                json.dumps(ta),
+            ),
         )
     return after

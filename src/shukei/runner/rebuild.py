@@ -39,8 +39,14 @@ class CheckOutcome:
         return "fail" if self.blocking else "warn"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"check": self.name, "target": self.target, "scope": self.scope,
-                "blocking": self.blocking, "failed_rows": self.failed_rows, "status": self.status}
+        return {
+            "check": self.name,
+            "target": self.target,
+            "scope": self.scope,
+            "blocking": self.blocking,
+            "failed_rows": self.failed_rows,
+            "status": self.status,
+        }
 
 
 @dataclass
@@ -74,14 +80,26 @@ def run_checks(
             continue
         sql, params = offending_rows(check, scope)
         failed = int(engine.scalar(f"SELECT count(*) FROM ({sql}) AS q", params))
-        res = CheckOutcome(check.name, ".".join(check.table), scope_label, check.blocking, failed, sql)
+        res = CheckOutcome(
+            check.name, ".".join(check.table), scope_label, check.blocking, failed, sql
+        )
         out.append(res)
         engine.execute(
-            "INSERT INTO shukei.check_results (run_id, pipeline, check_name, target, scope, blocking,"
+            "INSERT INTO shukei.check_results (run_id, pipeline, check_name, target, scope, "
+            "blocking,"
             " failed_rows, status, query, checked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
             "current_timestamp)",
-            (run_id, pipeline.name, check.name, res.target, scope_label, check.blocking, failed,
-             res.status, sql),
+            (
+                run_id,
+                pipeline.name,
+                check.name,
+                res.target,
+                scope_label,
+                check.blocking,
+                failed,
+                res.status,
+                sql,
+            ),
         )
         if failed and check.blocking:
             raise CheckFailed(check.name, failed, sql, scope_label)
@@ -92,12 +110,19 @@ def run_checks(
 
 def _ensure_mart(engine: Engine, mart: Mart) -> list[str]:
     if not engine.table_exists("marts", mart.name):
-        engine.execute(f"CREATE TABLE {qualified('marts', mart.name)} AS SELECT * FROM _shukei_new WHERE 1 = 0")
+        engine.execute(
+            f"CREATE TABLE {qualified('marts', mart.name)} AS SELECT * FROM _shukei_new WHERE 1 = 0"
+        )
     return [c for c, _ in engine.columns("marts", mart.name)]
 
 
 def _replace(
-    engine: Engine, pipeline: Pipeline, run_id: str, mart: Mart, column: str, keys_sql: str,
+    engine: Engine,
+    pipeline: Pipeline,
+    run_id: str,
+    mart: Mart,
+    column: str,
+    keys_sql: str,
     ledger_partition: str | None,
 ) -> dict[str, int]:
     """Replace one mart's partitions in `keys_sql` by its query; ledger; keys for keyed marts."""
@@ -110,16 +135,27 @@ def _replace(
         f"CREATE TEMP TABLE _shukei_prev AS SELECT * FROM {t} WHERE {quote(column)} IN {keys_sql}"
     )
     cl = ", ".join(quote(c) for c in columns)
-    engine.replace_partitions(("marts", mart.name), column, keys_sql, f"SELECT {cl} FROM _shukei_new")
-    after = record_diff(engine, run_id, pipeline.name, mart, "_shukei_prev", "_shukei_new",
-                        columns, ledger_partition)
+    engine.replace_partitions(
+        ("marts", mart.name), column, keys_sql, f"SELECT {cl} FROM _shukei_new"
+    )
+    after = record_diff(
+        engine,
+        run_id,
+        pipeline.name,
+        mart,
+        "_shukei_prev",
+        "_shukei_new",
+        columns,
+        ledger_partition,
+    )
     # Keyed marts fed by this mart: the keys of every row that changed are now dirty.
     for km in pipeline.marts:
         if km.keyed_by and mart.name in km.keys_from and km.keyed_by in columns:
             k = quote(km.keyed_by)
             engine.execute(
                 "INSERT INTO shukei.dirty_keys (pipeline, mart, key_value) "
-                f"SELECT DISTINCT CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST({k} AS VARCHAR) FROM "
+                "SELECT DISTINCT CAST(? AS VARCHAR), CAST(? AS VARCHAR), "
+                f"CAST({k} AS VARCHAR) FROM "
                 f"((SELECT {cl} FROM _shukei_prev EXCEPT SELECT {cl} FROM _shukei_new) UNION ALL "
                 f"(SELECT {cl} FROM _shukei_new EXCEPT SELECT {cl} FROM _shukei_prev)) AS x "
                 f"WHERE {k} IS NOT NULL ON CONFLICT DO NOTHING",
@@ -178,10 +214,13 @@ def rebuild_keyed(engine: Engine, pipeline: Pipeline, run_id: str) -> dict[str, 
         if not mart.keyed_by:
             continue
         with engine.transaction():
-            keys = [r[0] for r in engine.fetchall(
-                "SELECT key_value FROM shukei.dirty_keys WHERE pipeline = ? AND mart = ?",
-                (pipeline.name, mart.name),
-            )]
+            keys = [
+                r[0]
+                for r in engine.fetchall(
+                    "SELECT key_value FROM shukei.dirty_keys WHERE pipeline = ? AND mart = ?",
+                    (pipeline.name, mart.name),
+                )
+            ]
             if not keys:
                 continue
             engine.execute("DROP TABLE IF EXISTS _shukei_keys")
@@ -193,7 +232,8 @@ def rebuild_keyed(engine: Engine, pipeline: Pipeline, run_id: str) -> dict[str, 
             _replace(engine, pipeline, run_id, mart, mart.keyed_by, KEYS, None)
             run_checks(engine, pipeline, f"keyed:{mart.name}", run_id, f"{len(keys)} keys")
             engine.execute(
-                f"DELETE FROM shukei.dirty_keys WHERE pipeline = ? AND mart = ? AND key_value IN {KEYS}",
+                "DELETE FROM shukei.dirty_keys WHERE pipeline = ? AND mart = ? "
+                f"AND key_value IN {KEYS}",
                 (pipeline.name, mart.name),
             )
             done[mart.name] = len(keys)
@@ -202,8 +242,13 @@ def rebuild_keyed(engine: Engine, pipeline: Pipeline, run_id: str) -> dict[str, 
 
 
 def record_failure(
-    engine: Engine, pipeline: Pipeline, run_id: str, dates: list[date], reasons: dict[date, str],
-    error: str, check: CheckFailed | None,
+    engine: Engine,
+    pipeline: Pipeline,
+    run_id: str,
+    dates: list[date],
+    reasons: dict[date, str],
+    error: str,
+    check: CheckFailed | None,
 ) -> None:
     """After a rollback: remember which dates failed and why (their content is unchanged)."""
     with engine.transaction():
@@ -223,6 +268,12 @@ def record_failure(
                 "INSERT INTO shukei.check_results (run_id, pipeline, check_name, scope, blocking, "
                 "failed_rows, status, query, checked_at) VALUES (?, ?, ?, ?, TRUE, ?, 'fail', ?, "
                 "current_timestamp)",
-                (run_id, pipeline.name, check.check, ", ".join(map(str, dates)), check.failed,
-                 check.query),
+                (
+                    run_id,
+                    pipeline.name,
+                    check.check,
+                    ", ".join(map(str, dates)),
+                    check.failed,
+                    check.query,
+                ),
             )

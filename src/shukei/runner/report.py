@@ -11,7 +11,9 @@ from shukei.pipeline.definition import Pipeline
 from shukei.staging.tables import ensure_tables
 
 
-def _rows(engine: Engine, sql: str, params: tuple[Any, ...], names: list[str]) -> list[dict[str, Any]]:
+def _rows(
+    engine: Engine, sql: str, params: tuple[Any, ...], names: list[str]
+) -> list[dict[str, Any]]:
     return [dict(zip(names, r, strict=True)) for r in engine.fetchall(sql, params)]
 
 
@@ -21,18 +23,30 @@ def status(engine: Engine, p: Pipeline, limit: int = 10) -> dict[str, Any]:
         engine,
         "SELECT partition_date, state, run_id, built_at, mart_rows, error FROM shukei.partitions "
         "WHERE pipeline = ? ORDER BY partition_date",
-        (p.name,), ["date", "state", "run_id", "built_at", "mart_rows", "error"],
+        (p.name,),
+        ["date", "state", "run_id", "built_at", "mart_rows", "error"],
     )
-    dirty = [r[0] for r in engine.fetchall(
-        "SELECT partition_date FROM shukei.dirty_dates WHERE pipeline = ? ORDER BY 1", (p.name,)
-    )]
+    dirty = [
+        r[0]
+        for r in engine.fetchall(
+            "SELECT partition_date FROM shukei.dirty_dates WHERE pipeline = ? ORDER BY 1", (p.name,)
+        )
+    ]
     runs = _rows(
         engine,
         "SELECT run_id, status, started_at, finished_at, dates_planned, dates_built, dates_failed,"
         " error FROM shukei.runs WHERE pipeline = ? ORDER BY started_at DESC LIMIT ?",
         (p.name, limit),
-        ["run_id", "status", "started_at", "finished_at", "dates_planned", "dates_built",
-         "dates_failed", "error"],
+        [
+            "run_id",
+            "status",
+            "started_at",
+            "finished_at",
+            "dates_planned",
+            "dates_built",
+            "dates_failed",
+            "error",
+        ],
     )
     batches = _rows(
         engine,
@@ -41,12 +55,24 @@ def status(engine: Engine, p: Pipeline, limit: int = 10) -> dict[str, Any]:
         "LEFT JOIN shukei.batch_counts c ON c.pipeline = b.pipeline AND c.batch_id = b.batch_id "
         "WHERE b.pipeline = ? ORDER BY b.batch_id DESC, c.entity LIMIT ?",
         (p.name, limit * len(p.entities)),
-        ["batch_id", "ingested_at", "status", "entity", "rows_in", "rows_used", "rows_superseded",
-         "rows_duplicate", "rows_quarantined"],
+        [
+            "batch_id",
+            "ingested_at",
+            "status",
+            "entity",
+            "rows_in",
+            "rows_used",
+            "rows_superseded",
+            "rows_duplicate",
+            "rows_quarantined",
+        ],
     )
-    pending = int(engine.scalar(
-        "SELECT count(*) FROM shukei.batches WHERE pipeline = ? AND status = 'loaded'", (p.name,)
-    ))
+    pending = int(
+        engine.scalar(
+            "SELECT count(*) FROM shukei.batches WHERE pipeline = ? AND status = 'loaded'",
+            (p.name,),
+        )
+    )
     built = [x for x in parts if x["state"] == "built"]
     return {
         "pipeline": p.name,
@@ -86,8 +112,17 @@ def diff(engine: Engine, p: Pipeline, run_id: str | None) -> dict[str, Any]:
         "rows_changed, totals_before, totals_after FROM shukei.diffs WHERE run_id = ? "
         "ORDER BY partition_value, mart",
         (rid,),
-        ["mart", "partition", "rows_before", "rows_after", "added", "removed", "changed",
-         "totals_before", "totals_after"],
+        [
+            "mart",
+            "partition",
+            "rows_before",
+            "rows_after",
+            "added",
+            "removed",
+            "changed",
+            "totals_before",
+            "totals_after",
+        ],
     )
     for r in rows:
         r["totals_before"] = json.loads(r["totals_before"] or "{}")
@@ -108,7 +143,17 @@ def checks(engine: Engine, p: Pipeline, run_id: str | None) -> dict[str, Any]:
         f"status, query FROM shukei.check_results WHERE {where} ORDER BY checked_at DESC, "
         "check_name LIMIT 200",
         params,
-        ["checked_at", "run_id", "batch_id", "check", "target", "scope", "blocking",
-         "failed_rows", "status", "query"],
+        [
+            "checked_at",
+            "run_id",
+            "batch_id",
+            "check",
+            "target",
+            "scope",
+            "blocking",
+            "failed_rows",
+            "status",
+            "query",
+        ],
     )
     return {"pipeline": p.name, "results": rows}

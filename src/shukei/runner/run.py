@@ -57,15 +57,16 @@ class RunReport:
             "dates": [d.isoformat() for d in sorted(self.built)],
             "reasons": {d.isoformat(): r for d, r in sorted(self.reasons.items())},
             "partitions": [
-                {"date": d.isoformat(), "reason": r,
-                 "status": "failed" if d in self.failed else "built",
-                 **({"error": self.failed[d]} if d in self.failed else {})}
+                {
+                    "date": d.isoformat(),
+                    "reason": r,
+                    "status": "failed" if d in self.failed else "built",
+                    **({"error": self.failed[d]} if d in self.failed else {}),
+                }
                 for d, r in sorted(self.reasons.items())
             ],
             "failed": [{"date": d.isoformat(), "error": e} for d, e in sorted(self.failed.items())],
-            "batches": [
-                {"batch_id": b, "entities": c} for b, c in sorted(self.batches.items())
-            ],
+            "batches": [{"batch_id": b, "entities": c} for b, c in sorted(self.batches.items())],
             "keyed": self.keyed,
             "checks": [c.as_dict() for c in self.checks if c.failed_rows],
             "seconds": round(self.seconds, 3),
@@ -101,12 +102,18 @@ def _prepare(engine: Engine, p: Pipeline, timezone: str, full_refresh: bool) -> 
     )
     digest = definition_hash(p)
     if row is None:
-        engine.execute("INSERT INTO shukei.pipeline_state VALUES (?, ?, ?)", (p.name, timezone, digest))
+        engine.execute(
+            "INSERT INTO shukei.pipeline_state VALUES (?, ?, ?)", (p.name, timezone, digest)
+        )
         return
     tz_changed = row[0] != timezone
     if not (tz_changed or row[1] != digest or full_refresh):
         return
-    why = "timezone changed" if tz_changed else ("definition changed" if row[1] != digest else "full refresh")
+    why = (
+        "timezone changed"
+        if tz_changed
+        else ("definition changed" if row[1] != digest else "full refresh")
+    )
     log.warning("%s: re-deriving partitions and rebuilding every date", why)
     fact = p.fact_entity
     pc, src = quote(p.partition_column), quote(fact.partition_from or "")
@@ -169,8 +176,12 @@ def run(
             engine.execute(
                 "INSERT INTO shukei.runs (run_id, pipeline, started_at, status, requested, pid) "
                 "VALUES (?, ?, current_timestamp, 'running', ?, ?)",
-                (report.run_id, p.name,
-                 ",".join(d.isoformat() for d in requested) if requested else None, os.getpid()),
+                (
+                    report.run_id,
+                    p.name,
+                    ",".join(d.isoformat() for d in requested) if requested else None,
+                    os.getpid(),
+                ),
             )
         log.info("run started for pipeline %s", p.name)
         try:
@@ -210,7 +221,9 @@ def _rebuild_all(
                     log.info("rebuilt (%s, %d mart rows)", report.reasons[d], res.rows.get(d, 0))
         except (CheckFailed, EngineError) as exc:
             if len(chunk) > 1:
-                log.warning("chunk %s..%s failed (%s); retrying date by date", chunk[0], chunk[-1], exc)
+                log.warning(
+                    "chunk %s..%s failed (%s); retrying date by date", chunk[0], chunk[-1], exc
+                )
                 _rebuild_one_by_one(engine, p, report, chunk)
             else:
                 _fail(engine, p, report, chunk[0], exc)
@@ -235,8 +248,15 @@ def _fail(engine: Engine, p: Pipeline, report: RunReport, d: date, exc: ShukeiEr
     report.failed[d] = str(exc)
     with context(date=d.isoformat()):
         log.error("failed, keeping its previous content: %s", exc)
-    record_failure(engine, p, report.run_id, [d], report.reasons, str(exc),
-                   exc if isinstance(exc, CheckFailed) else None)
+    record_failure(
+        engine,
+        p,
+        report.run_id,
+        [d],
+        report.reasons,
+        str(exc),
+        exc if isinstance(exc, CheckFailed) else None,
+    )
 
 
 def _create_views(engine: Engine, p: Pipeline) -> None:
@@ -254,7 +274,9 @@ def _create_views(engine: Engine, p: Pipeline) -> None:
                 f"({expand_macros(m.sql)}) AS q WHERE 1 = 0"
             )
     for v in p.views:
-        engine.execute(f"CREATE OR REPLACE VIEW {qualified('marts', v.name)} AS {expand_macros(v.sql)}")
+        engine.execute(
+            f"CREATE OR REPLACE VIEW {qualified('marts', v.name)} AS {expand_macros(v.sql)}"
+        )
 
 
 def _finish(engine: Engine, report: RunReport, started: float, error: str | None) -> None:
@@ -263,9 +285,14 @@ def _finish(engine: Engine, report: RunReport, started: float, error: str | None
         engine.execute(
             "UPDATE shukei.runs SET status = ?, finished_at = current_timestamp, dates_planned = ?,"
             " dates_built = ?, dates_failed = ?, error = ? WHERE run_id = ?",
-            (report.status, len(report.reasons), len(report.built), len(report.failed),
-             error or ("; ".join(f"{d}: {e}" for d, e in sorted(report.failed.items())) or None),
-             report.run_id),
+            (
+                report.status,
+                len(report.reasons),
+                len(report.built),
+                len(report.failed),
+                error or ("; ".join(f"{d}: {e}" for d, e in sorted(report.failed.items())) or None),
+                report.run_id,
+            ),
         )
     if report.status == "success":
         log.info("run succeeded: %d date(s) rebuilt", len(report.built))

@@ -62,7 +62,8 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 failed_rows BIGINT, status VARCHAR NOT NULL, query VARCHAR,
                 checked_at TIMESTAMPTZ)""",
             """CREATE TABLE shukei.pipeline_state (
-                pipeline VARCHAR PRIMARY KEY, timezone VARCHAR NOT NULL, definition_hash VARCHAR)""",
+                pipeline VARCHAR PRIMARY KEY, timezone VARCHAR NOT NULL,
+                definition_hash VARCHAR)""",
         ],
     ),
 ]

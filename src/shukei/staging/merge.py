@@ -59,8 +59,16 @@ def merge_batch(engine: Engine, pipeline: Pipeline, batch_id: int) -> dict[str, 
             counts[ent.name] = c
             engine.execute(
                 "INSERT INTO shukei.batch_counts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (pipeline.name, batch_id, ent.name, c.rows_in, c.rows_used, c.rows_superseded,
-                 c.rows_duplicate, c.rows_quarantined),
+                (
+                    pipeline.name,
+                    batch_id,
+                    ent.name,
+                    c.rows_in,
+                    c.rows_used,
+                    c.rows_superseded,
+                    c.rows_duplicate,
+                    c.rows_quarantined,
+                ),
             )
     _check_conservation(engine, pipeline, batch_id)
     engine.execute(
@@ -71,25 +79,34 @@ def merge_batch(engine: Engine, pipeline: Pipeline, batch_id: int) -> dict[str, 
 
 
 def _eq(cols: tuple[str, ...], a: str, b: str) -> str:
-    return " AND ".join(f"{a}.{quote(c)} IS NOT DISTINCT FROM {b}.{quote(c)}" for c in cols) or "TRUE"
+    return (
+        " AND ".join(f"{a}.{quote(c)} IS NOT DISTINCT FROM {b}.{quote(c)}" for c in cols) or "TRUE"
+    )
 
 
 def _merge_entity(engine: Engine, p: Pipeline, ent: Entity, batch_id: int) -> EntityCounts:
     e = engine
     n = ent.name
-    rows_in = int(e.scalar(f"SELECT count(*) FROM {qualified('raw', n)} WHERE _batch_id = ?", (batch_id,)))
+    rows_in = int(
+        e.scalar(f"SELECT count(*) FROM {qualified('raw', n)} WHERE _batch_id = ?", (batch_id,))
+    )
     if not rows_in:
         return EntityCounts()
     key, ver = ent.key, quote(ent.version)
     cols = [c for c, _ in typed_columns(ent, p)]
     cl = column_list(cols)
     lineage = "_batch_id, _source_file, _row_no"
-    staging, sup, quar = (qualified("staging", n), qualified("staging", n + "_superseded"),
-                          qualified("staging", n + "_quarantine"))
+    staging, sup, quar = (
+        qualified("staging", n),
+        qualified("staging", n + "_superseded"),
+        qualified("staging", n + "_quarantine"),
+    )
     keys_on = " AND ".join(f"a.{quote(k)} = b.{quote(k)}" for k in key)
 
     e.execute("DROP TABLE IF EXISTS _shukei_t")
-    e.execute(f"CREATE TEMP TABLE _shukei_t AS {typed_select(e, ent, 'r._batch_id = ?')}", (batch_id,))
+    e.execute(
+        f"CREATE TEMP TABLE _shukei_t AS {typed_select(e, ent, 'r._batch_id = ?')}", (batch_id,)
+    )
     e.execute(
         f"INSERT INTO {quar} ({lineage}, {column_list(list(ent.column_names))}, _reason) "
         f"SELECT {lineage}, {column_list(list(ent.column_names))}, _reason FROM _shukei_t "
@@ -98,9 +115,9 @@ def _merge_entity(engine: Engine, p: Pipeline, ent: Entity, batch_id: int) -> En
     quarantined = int(e.scalar("SELECT count(*) FROM _shukei_t WHERE _reason IS NOT NULL"))
 
     # Valid candidates, ranked per key: latest version, then later file, then later row.
-    typed_as = ", ".join(
-        f"{quote(c + '__v')} AS {quote(c)}" for c in ent.column_names
-    ) + (f", {quote(ent.partition_column)}" if ent.partition_column else "")
+    typed_as = ", ".join(f"{quote(c + '__v')} AS {quote(c)}" for c in ent.column_names) + (
+        f", {quote(ent.partition_column)}" if ent.partition_column else ""
+    )
     part = column_list(list(key))
     e.execute("DROP TABLE IF EXISTS _shukei_c")
     e.execute(
@@ -145,8 +162,7 @@ def _merge_entity(engine: Engine, p: Pipeline, ent: Entity, batch_id: int) -> En
         "FROM _shukei_old"
     )
     e.execute(
-        f"DELETE FROM {staging} AS a USING _shukei_m AS b WHERE {keys_on} "
-        "AND b._action = 'replace'"
+        f"DELETE FROM {staging} AS a USING _shukei_m AS b WHERE {keys_on} AND b._action = 'replace'"
     )
     e.execute(
         f"INSERT INTO {staging} ({cl}, {lineage}) SELECT {cl}, {lineage} FROM _shukei_m "
@@ -174,8 +190,9 @@ def _merge_entity(engine: Engine, p: Pipeline, ent: Entity, batch_id: int) -> En
     _mark_dirty(e, p, ent, batch_id)
     for t in ("_shukei_t", "_shukei_c", "_shukei_m", "_shukei_old", "_shukei_chg"):
         e.execute(f"DROP TABLE IF EXISTS {t}")
-    counts = EntityCounts(rows_in, used, lost_in_batch - dup_in_batch + older,
-                          dup_in_batch + dup, quarantined)
+    counts = EntityCounts(
+        rows_in, used, lost_in_batch - dup_in_batch + older, dup_in_batch + dup, quarantined
+    )
     log.info("merged batch %d %s: %s", batch_id, ent.name, counts.as_dict())
     return counts
 
@@ -232,10 +249,18 @@ def _check_conservation(e: Engine, p: Pipeline, batch_id: int) -> None:
         bad = int(e.scalar(f"SELECT count(*) FROM ({sql}) AS q", (batch_id,) * 4))
         e.execute(
             "INSERT INTO shukei.check_results (batch_id, pipeline, check_name, target, scope, "
-            "blocking, failed_rows, status, query, checked_at) VALUES (?, ?, ?, ?, ?, TRUE, ?, ?, ?, "
-            "current_timestamp)",
-            (batch_id, p.name, "row_count_conservation", f"raw.{n}", f"batch {batch_id}", bad,
-             "fail" if bad else "pass", sql),
+            "blocking, failed_rows, status, query, checked_at) "
+            "VALUES (?, ?, ?, ?, ?, TRUE, ?, ?, ?, current_timestamp)",
+            (
+                batch_id,
+                p.name,
+                "row_count_conservation",
+                f"raw.{n}",
+                f"batch {batch_id}",
+                bad,
+                "fail" if bad else "pass",
+                sql,
+            ),
         )
         if bad:
             raise CheckFailed("row_count_conservation", bad, sql, f"batch {batch_id} {n}")

@@ -21,8 +21,12 @@ def sql_type(col: Column) -> str:
         p, s = col.decimal
         return f"DECIMAL({p},{s})"
     return {
-        "text": "VARCHAR", "email": "VARCHAR", "integer": "BIGINT", "timestamp": "TIMESTAMPTZ",
-        "date": "DATE", "boolean": "BOOLEAN",
+        "text": "VARCHAR",
+        "email": "VARCHAR",
+        "integer": "BIGINT",
+        "timestamp": "TIMESTAMPTZ",
+        "date": "DATE",
+        "boolean": "BOOLEAN",
     }[col.type]
 
 
@@ -44,8 +48,12 @@ def ensure_tables(engine: Engine, pipeline: Pipeline) -> None:
             f"_row_no BIGINT NOT NULL, {raw_cols})"
         )
         typed = ", ".join(f"{quote(c)} {t}" for c, t in typed_columns(ent, pipeline))
-        lineage = "_batch_id BIGINT NOT NULL, _source_file VARCHAR NOT NULL, _row_no BIGINT NOT NULL"
-        engine.execute(f"CREATE TABLE IF NOT EXISTS {qualified('staging', name)} ({typed}, {lineage})")
+        lineage = (
+            "_batch_id BIGINT NOT NULL, _source_file VARCHAR NOT NULL, _row_no BIGINT NOT NULL"
+        )
+        engine.execute(
+            f"CREATE TABLE IF NOT EXISTS {qualified('staging', name)} ({typed}, {lineage})"
+        )
         engine.execute(
             f"CREATE TABLE IF NOT EXISTS {qualified('staging', name + '_superseded')} "
             f"({typed}, {lineage}, _reason VARCHAR NOT NULL)"

@@ -59,9 +59,8 @@ def typed_select(engine: Engine, entity: Entity, where: str) -> str:
             msg = f"negative {col.name}" if col.min == 0 else f"{col.name} below {_num(col.min)}"
             reasons.append(f"CASE WHEN {v} < {_num(col.min)} THEN {_lit(msg)} END")
         if col.max is not None:
-            reasons.append(
-                f"CASE WHEN {v} > {_num(col.max)} THEN {_lit(col.name + ' above ' + _num(col.max))} END"
-            )
+            msg = f"{col.name} above {_num(col.max)}"
+            reasons.append(f"CASE WHEN {v} > {_num(col.max)} THEN {_lit(msg)} END")
     raw_cols = ", ".join(f"r.{quote(c)}" for c in entity.column_names)
     lineage = "r._batch_id, r._source_file, r._row_no"
     inner = (
@@ -102,7 +101,5 @@ def _typed(engine: Engine, col: Column, t: str) -> tuple[str, str | None]:
         return f"CASE WHEN {e.regex_full(t, _DATE)} THEN {e.try_cast(t, 'DATE')} END", ok
     if col.type == "boolean":
         ok = e.regex_full(t, _BOOL)
-        return (
-            f"CASE WHEN {ok} THEN lower({t}) IN ('true', 't', 'yes', 'y', '1') END", ok
-        )
+        return (f"CASE WHEN {ok} THEN lower({t}) IN ('true', 't', 'yes', 'y', '1') END", ok)
     raise AssertionError(col.type)
