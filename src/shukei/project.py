@@ -34,8 +34,12 @@ class Project:
 
     @contextlib.contextmanager
     def engine(self, read_only: bool = False) -> Iterator[Engine]:
+        s = self.settings
         eng = connect(
-            self.settings.warehouse, lock_timeout=self.settings.lock_timeout, read_only=read_only
+            s.warehouse,
+            lock_timeout=s.lock_timeout,
+            read_only=read_only,
+            password_file=s.password_file,
         )
         try:
             yield eng

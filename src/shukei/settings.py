@@ -47,6 +47,9 @@ def _model() -> Any:
         lock_timeout: float = Field(
             10.0, ge=0, description="seconds to wait for another writer before failing"
         )
+        password_file: Path | None = Field(
+            None, description="file holding the PostgreSQL password (Docker/Kubernetes secret)"
+        )
         log_format: Literal["text", "json"] = "text"
         log_file: Path | None = None
         pipeline_paths: list[Path] = Field(

@@ -9,7 +9,11 @@ from shukei.engines.base import Engine
 from shukei.errors import ConfigError
 from shukei.settings import redact_url
 
-SCHEMES = {"duckdb": "shukei.engines.duckdb:DuckDBEngine"}
+SCHEMES = {
+    "duckdb": "shukei.engines.duckdb:DuckDBEngine",
+    "postgresql": "shukei.engines.postgres:PostgresEngine",
+    "postgres": "shukei.engines.postgres:PostgresEngine",
+}
 
 
 def connect(url: str, **options: Any) -> Engine:
@@ -26,5 +30,7 @@ def connect(url: str, **options: Any) -> Engine:
 
     module, cls = SCHEMES[scheme].split(":")
     engine_cls = getattr(importlib.import_module(module), cls)
+    if scheme == "duckdb":
+        options.pop("password_file", None)
     engine: Engine = engine_cls(url, **options)
     return engine

@@ -121,6 +121,14 @@ class Engine(ABC):
         """Create shukei's SQL helpers in schema `shukei`: div_round2(a, b), div_round4(a, b),
         exact division rounded half away from zero, NULL when b is 0."""
 
+    def ensure_index(  # noqa: B027 - optional hook
+        self, table: tuple[str, str], columns: Sequence[str], unique: bool = False
+    ) -> None:
+        """Create an index if the engine benefits from one (DuckDB: zone maps suffice)."""
+
+    def reconnect(self) -> None:  # noqa: B027 - optional hook
+        """Re-open a dropped connection (and the writer lock); temp tables are gone after it."""
+
     # -- lock --------------------------------------------------------------------------------
     @abstractmethod
     def writer_lock(self) -> contextlib.AbstractContextManager[None]:
@@ -132,7 +140,12 @@ class Engine(ABC):
         raise NotImplementedError
 
     def trim(self, expr: str) -> str:
-        return f"trim({expr})"
+        """Strip spaces, tabs and line breaks at both ends."""
+        return f"trim({expr}, ' ' || chr(9) || chr(10) || chr(13))"
+
+    def translate(self, sql: str) -> str:
+        """Pipeline SQL is written in DuckDB's dialect; engines speaking another translate it."""
+        return sql
 
     def regex_full(self, expr: str, pattern: str) -> str:
         """True when the whole of `expr` matches `pattern` (a core constant, not a user value)."""

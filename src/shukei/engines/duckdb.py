@@ -20,7 +20,6 @@ from shukei.engines.text import arrow_nfkc, compat_char_class
 from shukei.errors import EngineError, InputError, LockTimeout
 from shukei.sql import column_list, qualified, quote
 
-_WHITESPACE = "' ' || chr(9) || chr(10) || chr(13)"
 _LOCK_HELD = re.compile(r"Conflicting lock is held in (.*?) \(PID (\d+)\)")
 
 
@@ -220,9 +219,6 @@ class DuckDBEngine(Engine):
             f"(CASE WHEN {expr} = nfc_normalize({expr}) AND NOT regexp_matches({expr}, "
             f"{_literal(compat_char_class())}) THEN {expr} ELSE shukei_nfkc({expr}) END)"
         )
-
-    def trim(self, expr: str) -> str:
-        return f"trim({expr}, {_WHITESPACE})"
 
     def regex_full(self, expr: str, pattern: str) -> str:
         return f"regexp_full_match({expr}, {_literal(pattern)})"

@@ -1,4 +1,8 @@
-"""The diff ledger: what a rebuild changed, per partition and mart, with totals before and after."""
+"""The diff ledger: what a rebuild changed, per partition and mart, with totals before and after.
+
+Rows match on the partition column plus the mart's grain. Counting uses EXCEPT (set difference,
+NULLs equal) rather than a null-safe FULL JOIN, which PostgreSQL cannot hash.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 
 from shukei.engines.base import Engine
 from shukei.pipeline.definition import Mart
-from shukei.sql import quote
+from shukei.sql import column_list, quote
 
 
 def _jsonable(v: Any) -> Any:
@@ -27,52 +31,52 @@ def record_diff(
     old: str,
     new: str,
     columns: list[str],
-    partition_expr: str | None,
+    partition: str | None,
 ) -> dict[str, int]:
-    """Compare temp tables `old` and `new` (same columns) and append ledger rows.
+    """Compare temp tables `old` and `new` (same columns) and append one ledger row per partition.
 
-    Rows match on the partition column plus the mart's grain; a matched row whose other values
-    differ is "changed". `partition_expr` names the partition column (None: one ledger row "*").
+    `partition` names the partition column (None: one ledger row "*" for a keyed mart).
     Returns rows_after per partition value (for the partition state).
     """
-    keys = list(dict.fromkeys([*(c for c in [mart.partition] if c), *mart.grain]))
-    others = [c for c in columns if c not in keys]
-    on = " AND ".join(f"o.{quote(k)} IS NOT DISTINCT FROM n.{quote(k)}" for k in keys)
-    same = " AND ".join(f"o.{quote(c)} IS NOT DISTINCT FROM n.{quote(c)}" for c in others) or "TRUE"
-    pv = (
-        f"CAST(coalesce(o.{quote(partition_expr)}, n.{quote(partition_expr)}) AS VARCHAR)"
-        if partition_expr
-        else "'*'"
-    )
-    sums = "".join(f", sum(o.{quote(t)}), sum(n.{quote(t)})" for t in mart.totals if t in columns)
-    rows = engine.fetchall(
-        f"SELECT {pv} AS p, count(o._m), count(n._m), "
-        "count(*) FILTER (WHERE o._m IS NULL), count(*) FILTER (WHERE n._m IS NULL), "
-        f"count(*) FILTER (WHERE o._m IS NOT NULL AND n._m IS NOT NULL AND NOT ({same})){sums} "
-        f"FROM (SELECT *, 1 AS _m FROM {old}) AS o FULL OUTER JOIN "
-        f"(SELECT *, 1 AS _m FROM {new}) AS n ON {on} GROUP BY 1"
-    )
+    keys = list(dict.fromkeys([*(c for c in [partition] if c), *mart.grain]))
+    kl, cl = column_list(keys), column_list(columns)
+    pv = f"CAST({quote(partition)} AS VARCHAR)" if partition else "'*'"
     totals = [t for t in mart.totals if t in columns]
-    after: dict[str, int] = {}
-    for r in rows:
-        p, before_n, after_n, added, removed, changed = r[:6]
-        tb = {t: _jsonable(r[6 + 2 * i]) for i, t in enumerate(totals)}
-        ta = {t: _jsonable(r[7 + 2 * i]) for i, t in enumerate(totals)}
-        after[str(p)] = int(after_n)
+    sums = "".join(f", sum({quote(t)})" for t in totals)
+
+    def per_partition(sql: str) -> dict[str, tuple[Any, ...]]:
+        return {str(r[0]): tuple(r[1:]) for r in engine.fetchall(sql)}
+
+    def count_of(sql: str) -> dict[str, int]:
+        return {
+            p: int(v[0])
+            for p, v in per_partition(f"SELECT {pv}, count(*) FROM ({sql}) AS x GROUP BY 1").items()
+        }
+
+    before = per_partition(f"SELECT {pv}, count(*){sums} FROM {old} GROUP BY 1")
+    after = per_partition(f"SELECT {pv}, count(*){sums} FROM {new} GROUP BY 1")
+    added = count_of(f"SELECT {kl} FROM {new} EXCEPT SELECT {kl} FROM {old}")
+    removed = count_of(f"SELECT {kl} FROM {old} EXCEPT SELECT {kl} FROM {new}")
+    differing = count_of(f"SELECT {cl} FROM {new} EXCEPT SELECT {cl} FROM {old}")
+    rows_after: dict[str, int] = {}
+    for p in sorted(set(before) | set(after)):
+        b = before.get(p, (0, *([None] * len(totals))))
+        a = after.get(p, (0, *([None] * len(totals))))
+        rows_after[p] = int(a[0])
         engine.execute(
             "INSERT INTO shukei.diffs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id,
                 pipeline,
                 mart.name,
-                str(p),
-                before_n,
-                after_n,
-                added,
-                removed,
-                changed,
-                json.dumps(tb),
-                json.dumps(ta),
+                p,
+                int(b[0]),
+                int(a[0]),
+                added.get(p, 0),
+                removed.get(p, 0),
+                differing.get(p, 0) - added.get(p, 0),
+                json.dumps({t: _jsonable(b[1 + i]) for i, t in enumerate(totals)}),
+                json.dumps({t: _jsonable(a[1 + i]) for i, t in enumerate(totals)}),
             ),
         )
-    return after
+    return rows_after

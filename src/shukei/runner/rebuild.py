@@ -79,6 +79,8 @@ def run_checks(
         if ph != phase or not engine.table_exists(*check.table):
             continue
         sql, params = offending_rows(check, scope)
+        if check.kind == "sql":
+            sql = engine.translate(sql)
         failed = int(engine.scalar(f"SELECT count(*) FROM ({sql}) AS q", params))
         res = CheckOutcome(
             check.name, ".".join(check.table), scope_label, check.blocking, failed, sql
@@ -108,11 +110,19 @@ def run_checks(
     return out
 
 
+def create_mart(engine: Engine, mart: Mart, select_sql: str) -> None:
+    """Create a mart's table from a query's columns, with the indexes BI queries need."""
+    t = ("marts", mart.name)
+    engine.execute(f"CREATE TABLE {qualified(*t)} AS SELECT * FROM ({select_sql}) AS q WHERE 1 = 0")
+    keys = list(dict.fromkeys([*(c for c in [mart.partition, mart.keyed_by] if c), *mart.grain]))
+    engine.ensure_index(t, keys, unique=True)
+    for c in keys:
+        engine.ensure_index(t, [c])
+
+
 def _ensure_mart(engine: Engine, mart: Mart) -> list[str]:
     if not engine.table_exists("marts", mart.name):
-        engine.execute(
-            f"CREATE TABLE {qualified('marts', mart.name)} AS SELECT * FROM _shukei_new WHERE 1 = 0"
-        )
+        create_mart(engine, mart, "SELECT * FROM _shukei_new")
     return [c for c, _ in engine.columns("marts", mart.name)]
 
 
@@ -127,7 +137,7 @@ def _replace(
 ) -> dict[str, int]:
     """Replace one mart's partitions in `keys_sql` by its query; ledger; keys for keyed marts."""
     engine.execute("DROP TABLE IF EXISTS _shukei_new")
-    engine.execute(f"CREATE TEMP TABLE _shukei_new AS {expand_macros(mart.sql)}")
+    engine.execute(f"CREATE TEMP TABLE _shukei_new AS {engine.translate(expand_macros(mart.sql))}")
     columns = _ensure_mart(engine, mart)
     t = qualified("marts", mart.name)
     engine.execute("DROP TABLE IF EXISTS _shukei_prev")

@@ -262,20 +262,18 @@ def _fail(engine: Engine, p: Pipeline, report: RunReport, d: date, exc: ShukeiEr
 def _create_views(engine: Engine, p: Pipeline) -> None:
     """Create the views, after making sure every mart they may read exists (maybe empty)."""
     from shukei.checks.queries import expand_macros
-    from shukei.runner.rebuild import fill_temp
+    from shukei.runner.rebuild import create_mart, fill_temp
 
     for m in p.marts:
         if not engine.table_exists("marts", m.name):
             fill_temp(engine, "_shukei_dates", "d", "DATE", [])
             fill_temp(engine, "_shukei_months", "d", "DATE", [])
             fill_temp(engine, "_shukei_keys", "k", "VARCHAR", [])
-            engine.execute(
-                f"CREATE TABLE {qualified('marts', m.name)} AS SELECT * FROM "
-                f"({expand_macros(m.sql)}) AS q WHERE 1 = 0"
-            )
+            create_mart(engine, m, engine.translate(expand_macros(m.sql)))
     for v in p.views:
         engine.execute(
-            f"CREATE OR REPLACE VIEW {qualified('marts', v.name)} AS {expand_macros(v.sql)}"
+            f"CREATE OR REPLACE VIEW {qualified('marts', v.name)} AS "
+            f"{engine.translate(expand_macros(v.sql))}"
         )
 
 

@@ -21,7 +21,7 @@ _HAS_OFFSET = r".*[T ][0-9]{2}:[0-9]{2}.*(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)"
 _DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
 _INT = r"[+-]?[0-9]{1,18}"
 _EMAIL = r"[a-z0-9._%+'-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}"
-_BOOL = r"(?i)(true|false|t|f|yes|no|y|n|1|0)"
+_BOOL = r"(true|false|t|f|yes|no|y|n|1|0)"
 
 
 def _lit(text: str) -> str:
@@ -100,6 +100,6 @@ def _typed(engine: Engine, col: Column, t: str) -> tuple[str, str | None]:
         ok = f"{e.regex_full(t, _DATE)} AND {e.try_cast(t, 'DATE')} IS NOT NULL"
         return f"CASE WHEN {e.regex_full(t, _DATE)} THEN {e.try_cast(t, 'DATE')} END", ok
     if col.type == "boolean":
-        ok = e.regex_full(t, _BOOL)
+        ok = e.regex_full(f"lower({t})", _BOOL)
         return (f"CASE WHEN {ok} THEN lower({t}) IN ('true', 't', 'yes', 'y', '1') END", ok)
     raise AssertionError(col.type)

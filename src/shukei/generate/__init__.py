@@ -1,0 +1,1 @@
+"""Synthetic input generators: reproducible, deliberately dirty source files for demos and tests."""
