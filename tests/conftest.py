@@ -6,11 +6,12 @@ import csv
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pg
 import pytest
 
 from shukei.project import Project
@@ -19,6 +20,7 @@ ORDERS = ("order_id", "customer_id", "status", "region", "created_at", "updated_
 ITEMS = ("order_id", "line_no", "product_id", "quantity", "unit_price", "updated_at")
 CUSTOMERS = ("customer_id", "name", "email", "region", "updated_at")
 PRODUCTS = ("product_id", "name", "category", "updated_at")
+Warehouse = Path | str
 HEADERS = {"orders": ORDERS, "order_items": ITEMS, "customers": CUSTOMERS, "products": PRODUCTS}
 
 
@@ -40,14 +42,38 @@ def write_entity(
     return write_csv(folder / f"{entity}{suffix}.csv", HEADERS[entity], rows)
 
 
-@pytest.fixture
-def warehouse_path(tmp_path: Path) -> Path:
-    return tmp_path / "wh" / "shukei.duckdb"
+ENGINES = ["duckdb", "postgresql"]
+
+
+@pytest.fixture(params=ENGINES)
+def engine_name(request: pytest.FixtureRequest) -> str:
+    """Every behavioural test runs on each warehouse engine."""
+    name = str(request.param)
+    if name == "postgresql" and pg.admin_url() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but no PostgreSQL server or binaries are available")
+        pytest.skip("no PostgreSQL server is running and no PostgreSQL binaries were found")
+    return name
 
 
 @pytest.fixture
-def warehouse_url(warehouse_path: Path) -> str:
-    return f"duckdb:///{warehouse_path}"
+def warehouse_url(engine_name: str, tmp_path: Path) -> Iterator[str]:
+    if engine_name == "duckdb":
+        yield f"duckdb:///{tmp_path / 'wh' / 'shukei.duckdb'}"
+        return
+    url = pg.create_database()
+    try:
+        yield url
+    finally:
+        pg.drop_database(url)
+
+
+@pytest.fixture
+def warehouse_path(warehouse_url: str) -> Warehouse:
+    """What `query` reads: the DuckDB file's path, or the PostgreSQL database's URL."""
+    if warehouse_url.startswith("duckdb:"):
+        return Path(warehouse_url.split(":///", 1)[1])
+    return warehouse_url
 
 
 @pytest.fixture
@@ -60,9 +86,17 @@ def project(warehouse_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     return Project(warehouse=warehouse_url, lock_timeout=5)
 
 
-def query(warehouse_path: Path, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    """An independent read of the warehouse file (the project must not hold it open)."""
-    con = duckdb.connect(str(warehouse_path), read_only=True)
+def query(warehouse: Warehouse, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """An independent read of the warehouse (the project must not hold it open).
+
+    `?` placeholders work on both engines.
+    """
+    if isinstance(warehouse, str):
+        import psycopg
+
+        with psycopg.connect(warehouse, cursor_factory=psycopg.ClientCursor) as con:
+            return [tuple(r) for r in con.execute(sql.replace("?", "%s"), list(params) or None)]
+    con = duckdb.connect(str(warehouse), read_only=True)
     try:
         return con.execute(sql, list(params)).fetchall()
     finally:

@@ -28,6 +28,7 @@ class RawFile:
     path: str
     fmt: str  # csv | parquet | jsonl
     columns: tuple[str, ...]  # the entity's columns, all present in the file (validated before)
+    header: tuple[str, ...] = ()  # a CSV's own header, in file order
 
 
 class Engine(ABC):
@@ -101,6 +102,25 @@ class Engine(ABC):
         self.execute(f"DELETE FROM {t} WHERE {qualified(column)} IN ({keys_sql})")
         self.execute(f"INSERT INTO {t} {select_sql}", params)
 
+    def insert_rows(
+        self, table: str, rows: Sequence[Sequence[Any]], suffix: str = "", chunk: int = 200
+    ) -> None:
+        """Insert many small rows (state, ledger) with few statements, every value bound.
+
+        `table` is already-quoted SQL such as `shukei.diffs` or `"t" (a, b)`; `suffix` may add
+        an ON CONFLICT clause.
+        """
+        if not rows:
+            return
+        width = len(rows[0])
+        mark = "(" + ", ".join("?" for _ in range(width)) + ")"
+        for i in range(0, len(rows), chunk):
+            part = rows[i : i + chunk]
+            self.execute(
+                f"INSERT INTO {table} VALUES {', '.join(mark for _ in part)} {suffix}",
+                [v for r in part for v in r],
+            )
+
     def insert_select(
         self, table: tuple[str, str], columns: Sequence[str], select_sql: str, params: Params = ()
     ) -> None:
@@ -149,6 +169,10 @@ class Engine(ABC):
 
     def regex_full(self, expr: str, pattern: str) -> str:
         """True when the whole of `expr` matches `pattern` (a core constant, not a user value)."""
+        raise NotImplementedError
+
+    def regex_tail(self, expr: str, pattern: str) -> str:
+        """True when `expr` contains a match of `pattern` (anchor it with `$` to test the end)."""
         raise NotImplementedError
 
     def to_instant(self, expr: str, has_offset: str, tz: str) -> str:

@@ -133,15 +133,17 @@ class DuckDBEngine(Engine):
             return {}
         columns = files[0].columns
         counts: dict[str, int] = {}
-        by_fmt: dict[str, list[RawFile]] = {}
+        # One statement per format and header layout: no per-file sniffing, no union by name.
+        groups: dict[tuple[str, tuple[str, ...]], list[RawFile]] = {}
         for f in files:
-            by_fmt.setdefault(f.fmt, []).append(f)
-        for fmt, group in by_fmt.items():
+            groups.setdefault((f.fmt, f.header), []).append(f)
+        for (fmt, header), group in groups.items():
             paths = [f.path for f in group]
             self.execute("DROP TABLE IF EXISTS temp._shukei_load")
             try:
                 self._con.execute(
-                    "CREATE TEMP TABLE _shukei_load AS " + _reader_sql(fmt, columns, len(paths)),
+                    "CREATE TEMP TABLE _shukei_load AS "
+                    + _reader_sql(fmt, columns, header, len(paths)),
                     paths,
                 )
             except self._duckdb.Error as exc:
@@ -186,8 +188,8 @@ class DuckDBEngine(Engine):
     def table_exists(self, schema: str, name: str) -> bool:
         return bool(
             self.scalar(
-                "SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'warehouse'"
-                " AND table_schema = ? AND table_name = ?",
+                "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'warehouse' "
+                "AND schema_name = ? AND table_name = ?",
                 (schema, name),
             )
         )
@@ -216,12 +218,16 @@ class DuckDBEngine(Engine):
     # -- dialect -----------------------------------------------------------------------------
     def nfkc(self, expr: str) -> str:
         return (
-            f"(CASE WHEN {expr} = nfc_normalize({expr}) AND NOT regexp_matches({expr}, "
+            f"(CASE WHEN strlen({expr}) = length({expr}) THEN {expr} "
+            f"WHEN {expr} = nfc_normalize({expr}) AND NOT regexp_matches({expr}, "
             f"{_literal(compat_char_class())}) THEN {expr} ELSE shukei_nfkc({expr}) END)"
         )
 
     def regex_full(self, expr: str, pattern: str) -> str:
         return f"regexp_full_match({expr}, {_literal(pattern)})"
+
+    def regex_tail(self, expr: str, pattern: str) -> str:
+        return f"regexp_matches({expr}, {_literal(pattern)})"
 
     def to_instant(self, expr: str, has_offset: str, tz: str) -> str:
         return (
@@ -233,14 +239,18 @@ class DuckDBEngine(Engine):
         return f"CAST(timezone({tz}, {expr}) AS DATE)"
 
 
-def _reader_sql(fmt: str, columns: Sequence[str], n: int) -> str:
+def _reader_sql(fmt: str, columns: Sequence[str], header: Sequence[str], n: int) -> str:
     files = "[" + ", ".join("?" for _ in range(n)) + "]"
     if fmt == "csv":
         cols = column_list(list(columns))
+        # Only the entity's (validated) column names reach the SQL; other header names are
+        # replaced, as those columns are not read.
+        names = [c if c in columns else f"_ignored_{i}" for i, c in enumerate(header)]
+        spec = "{" + ", ".join(f"{_literal(c)}: 'VARCHAR'" for c in names) + "}"
         return (
             f"SELECT filename AS _source_file, {cols} FROM read_csv({files}, header = true, "
-            "all_varchar = true, union_by_name = true, filename = true, quote = '\"', "
-            "escape = '\"', auto_detect = true)"
+            f"columns = {spec}, auto_detect = false, delim = ',', quote = '\"', escape = '\"', "
+            "filename = true, strict_mode = true)"
         )
     if fmt == "jsonl":
         spec = "{" + ", ".join(f"{_literal(c)}: 'VARCHAR'" for c in columns) + "}"

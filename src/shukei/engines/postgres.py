@@ -92,7 +92,7 @@ class PostgresEngine(Engine):
         @retry(
             retry=retry_if_exception_type(TransientEngineError),
             stop=stop_after_attempt(self._retries),
-            wait=wait_exponential_jitter(initial=0.2, max=3),
+            wait=wait_exponential_jitter(multiplier=0.2, max=3),
             before_sleep=before_sleep,
             reraise=True,
         )
@@ -392,6 +392,9 @@ class PostgresEngine(Engine):
 
     def regex_full(self, expr: str, pattern: str) -> str:
         return f"({expr} ~ {_lit('^(?:' + pattern + ')$')})"
+
+    def regex_tail(self, expr: str, pattern: str) -> str:
+        return f"({expr} ~ {_lit(pattern)})"
 
     def to_instant(self, expr: str, has_offset: str, tz: str) -> str:
         return (

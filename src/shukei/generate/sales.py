@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     import numpy as np
     import numpy.typing as npt
     import pyarrow as pa
@@ -271,7 +273,6 @@ def generate_sales(
     import numpy as np
 
     base = _Base.create(start, days, orders_per_day, seed)
-    writer = _Writer(Path(out), fmt)
     last = days - 1
 
     customers = _present(
@@ -297,39 +298,40 @@ def generate_sales(
 
     order_buckets = _Buckets()
     item_buckets = _Buckets()
-    for i in range(days):
-        orders, items = _day_rows(base, i, late_rate, correction_rate)
-        order_buckets.add(
-            _present(
-                orders,
-                _rng(seed, _K_PRESENT, 2, i),
-                ts_fields=("created", "upd"),
-                dirty_rate=dirty_rate,
-                n_kinds=len(DIRT_KINDS["orders"]),
-                decoy=_decoy_order,
-                last=last,
+    with _Writer(Path(out), fmt) as writer:
+        for i in range(days):
+            orders, items = _day_rows(base, i, late_rate, correction_rate)
+            order_buckets.add(
+                _present(
+                    orders,
+                    _rng(seed, _K_PRESENT, 2, i),
+                    ts_fields=("created", "upd"),
+                    dirty_rate=dirty_rate,
+                    n_kinds=len(DIRT_KINDS["orders"]),
+                    decoy=_decoy_order,
+                    last=last,
+                )
             )
-        )
-        item_buckets.add(
-            _present(
-                items,
-                _rng(seed, _K_PRESENT, 3, i),
-                ts_fields=("upd",),
-                dirty_rate=dirty_rate,
-                n_kinds=len(DIRT_KINDS["order_items"]),
-                decoy=_decoy_item,
-                last=last,
+            item_buckets.add(
+                _present(
+                    items,
+                    _rng(seed, _K_PRESENT, 3, i),
+                    ts_fields=("upd",),
+                    dirty_rate=dirty_rate,
+                    n_kinds=len(DIRT_KINDS["order_items"]),
+                    decoy=_decoy_item,
+                    last=last,
+                )
             )
-        )
-        day = start + timedelta(days=i)
-        if c_bounds[i + 1] > c_bounds[i]:
-            part = _slice(customers, int(c_bounds[i]), int(c_bounds[i + 1]))
-            writer.write("customers", day, _render_customers(part))
-        if p_bounds[i + 1] > p_bounds[i]:
-            part = _slice(products, int(p_bounds[i]), int(p_bounds[i + 1]))
-            writer.write("products", day, _render_products(part))
-        writer.write("orders", day, _render_orders(order_buckets.pop(i), base))
-        writer.write("order_items", day, _render_items(item_buckets.pop(i), base))
+            day = start + timedelta(days=i)
+            if c_bounds[i + 1] > c_bounds[i]:
+                part = _slice(customers, int(c_bounds[i]), int(c_bounds[i + 1]))
+                writer.write("customers", day, _render_customers(part))
+            if p_bounds[i + 1] > p_bounds[i]:
+                part = _slice(products, int(p_bounds[i]), int(p_bounds[i + 1]))
+                writer.write("products", day, _render_products(part))
+            writer.write("orders", day, _render_orders(order_buckets.pop(i), base))
+            writer.write("order_items", day, _render_items(item_buckets.pop(i), base))
 
     return SalesGenSummary(
         out=Path(out),
@@ -358,7 +360,8 @@ def generate_late_batch(
     re-derived from the same seeded streams), the folder holds exactly ``lines`` clean order lines
     in new orders created on ``late_dates`` distinct old dates (picked by ``batch_seed``; order
     numbers above ``orders_per_day``), plus ``corrections`` corrected existing orders on a few
-    other old dates: new versions with an updated_at on the delivery day, of which ~40% change
+    other old dates (fewer only if the dates run out of candidates): new versions with an
+    updated_at on the delivery day, later than anything in the base folders, of which ~40% change
     one line's quantity or unit_price (an ``order_items`` row), ~40% cancel the order and ~20%
     move created_at 1-3 days (``orders`` rows).  Corrections pick orders the base generator
     never corrects as long as its ``correction_rate`` is at most 0.5.
@@ -390,10 +393,10 @@ def generate_late_batch(
         cols["dirt"] = np.zeros(n, np.int64)
         cols["dv"] = np.zeros(n, np.int64)
 
-    writer = _Writer(Path(out), fmt)
     day = start + timedelta(days=days)
-    writer.write("orders", day, _render_orders(orders, base))
-    writer.write("order_items", day, _render_items(items, base))
+    with _Writer(Path(out), fmt) as writer:
+        writer.write("orders", day, _render_orders(orders, base))
+        writer.write("order_items", day, _render_items(items, base))
     return SalesGenSummary(out=Path(out), files=writer.files, rows=writer.rows, dates=[day])
 
 
@@ -594,7 +597,8 @@ def _move_days(i: Arr, shift: Arr, last: int) -> Arr:
 
     nd = i + shift
     nd = np.where((nd < 0) | (nd > last), i - shift, nd)
-    return np.clip(nd, 0, last)
+    clipped: Arr = np.clip(nd, 0, last)
+    return clipped
 
 
 def _new_price(price: Arr, factor: Arr) -> Arr:
@@ -694,13 +698,11 @@ def _customer_rows(b: _Base, rate: float) -> Cols:
     first = dict(b.cust)
     first["deliv"] = np.zeros(len(first["idx"]), np.int64)
     upd, r = _entity_updates(b, b.cust, rate, 0)
-    kind = r % 3
-    step = 1 + (r >> 2)
-    upd["fam"] = np.where(
-        kind == 0, (upd["fam"] + step % (len(_FAMILY) - 1)) % len(_FAMILY), upd["fam"]
-    )
-    upd["region"] = np.where(kind == 1, (upd["region"] + step % 6) % 7, upd["region"])
-    upd["dom"] = np.where(kind == 2, (upd["dom"] + step % 3) % 4, upd["dom"])
+    kind, s = r % 3, r >> 2  # what changes, and by how much (never by zero)
+    n_fam = len(_FAMILY)
+    upd["fam"] = np.where(kind == 0, (upd["fam"] + 1 + s % (n_fam - 1)) % n_fam, upd["fam"])
+    upd["region"] = np.where(kind == 1, (upd["region"] + 1 + s % 6) % 7, upd["region"])
+    upd["dom"] = np.where(kind == 2, (upd["dom"] + 1 + s % 3) % 4, upd["dom"])
     return _concat([first, upd])
 
 
@@ -711,10 +713,9 @@ def _product_rows(b: _Base, rate: float) -> Cols:
     first = dict(b.prod)
     first["deliv"] = np.zeros(len(first["idx"]), np.int64)
     upd, r = _entity_updates(b, b.prod, rate, 1)
-    kind = r % 2
-    step = 1 + (r >> 1)
-    upd["model"] = np.where(kind == 0, (upd["model"] - 1 + step % 998) % 999 + 1, upd["model"])
-    upd["cat"] = np.where(kind == 1, (upd["cat"] + step % 6) % 7, upd["cat"])
+    kind, s = r % 2, r >> 1
+    upd["model"] = np.where(kind == 0, (upd["model"] + s % 998) % 999 + 1, upd["model"])
+    upd["cat"] = np.where(kind == 1, (upd["cat"] + 1 + s % 6) % 7, upd["cat"])
     return _concat([first, upd])
 
 
@@ -881,8 +882,9 @@ def _batch_corrections(
         day_orders.append(_take(o, pool))
         day_items.append(it)
         available += pool.size
-    if not day_orders:
+    if not day_orders:  # nothing to correct: empty columns of the right shape
         o, it = _base_day(b, 0)
+        o["deliv"], it["deliv"] = o["n"], it["n"]
         return _slice(o, 0, 0), _slice(it, 0, 0)
     o_all, it_all = _concat(day_orders), _concat(day_items)
     pick = np.sort(rng.choice(available, size=min(count, available), replace=False))
@@ -932,10 +934,11 @@ def _time_table() -> Arr:
     import numpy as np
 
     s = np.arange(_DAY)
-    parts = (s // 36000, s // 3600 % 10, -1, s // 600 % 6, s // 60 % 10, -1, s // 10 % 6, s % 10)
-    tab = np.empty((_DAY, 8), np.uint8)
-    for j, p in enumerate(parts):
-        tab[:, j] = ord(":") if isinstance(p, int) else p + ord("0")
+    digits = {0: s // 36000, 1: s // 3600 % 10, 3: s // 600 % 6, 4: s // 60 % 10}
+    digits.update({6: s // 10 % 6, 7: s % 10})
+    tab = np.full((_DAY, 8), ord(":"), np.uint8)
+    for j, d in digits.items():
+        tab[:, j] = d + ord("0")
     return tab
 
 
@@ -1040,7 +1043,9 @@ def _fullwidth(sub: pa.Array) -> pa.Array:
         sub = sub.take(pa.array(np.arange(n)))  # fresh buffers, offset 0
     validity, offset_buf, data_buf = sub.buffers()
     offsets = np.frombuffer(offset_buf, np.int32)[: n + 1]
-    data = np.frombuffer(data_buf, np.uint8)[: int(offsets[-1])] if data_buf else np.zeros(0, np.uint8)
+    data = (
+        np.frombuffer(data_buf, np.uint8)[: int(offsets[-1])] if data_buf else np.zeros(0, np.uint8)
+    )
     wide = (data >= 0x20) & (data <= 0x7E)
     size = np.where(wide, 3, 1)
     ends = np.cumsum(size)
@@ -1125,7 +1130,7 @@ def _code(entity: str, kind: str) -> int:
 
 def _mask(c: Cols, entity: str, kind: str, field: int | None = None, fields: int = 2) -> Arr:
     """Rows carrying dirt ``kind``; with ``field``, only those whose draw picked that column."""
-    m = c["dirt"] == _code(entity, kind)
+    m: Arr = c["dirt"] == _code(entity, kind)
     if field is not None:
         m = m & (c["dv"] % fields == field)
     return m
@@ -1269,10 +1274,23 @@ def _render_items(c: Cols, b: _Base) -> pa.Table:
 _JSON_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
 
 
+def _needs_json_escape(col: pa.Array) -> bool:
+    """Cheap byte scan: does any value hold a quote, backslash or control character?"""
+    import numpy as np
+
+    data_buf = col.buffers()[2]
+    if data_buf is None:
+        return False
+    data = np.frombuffer(data_buf, np.uint8)
+    return bool(np.any((data < 0x20) | (data == 0x22) | (data == 0x5C)))
+
+
 def _json_escape(col: pa.Array) -> pa.Array:
     """Escape backslash, quote and control characters so values can sit inside JSON quotes."""
     import pyarrow.compute as pc
 
+    if not _needs_json_escape(col):
+        return col
     mask = pc.fill_null(pc.match_substring_regex(col, r'[\x00-\x1f"\\]'), False)
     if not pc.any(mask).as_py():
         return col
@@ -1286,7 +1304,11 @@ def _json_escape(col: pa.Array) -> pa.Array:
 
 
 def _write_jsonl(table: pa.Table, path: Path) -> None:
-    """One JSON object per line, every value a JSON string or null, built column-wise."""
+    """One JSON object per line, every value a JSON string or null, built column-wise.
+
+    Each line is one element-wise concatenation of literal key text and the escaped columns;
+    the resulting string array's data buffer is exactly the file content.
+    """
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -1295,13 +1317,18 @@ def _write_jsonl(table: pa.Table, path: Path) -> None:
         path.write_bytes(b"")
         return
     pieces: list[Any] = []
+    text = "{"  # literal text waiting to be emitted before the next column
     for j, name in enumerate(table.column_names):
-        col = table.column(name).combine_chunks()
-        quoted = _join('"', _json_escape(col), '"')
-        pieces.append(("{" if j == 0 else ",") + json.dumps(name) + ":")
-        pieces.append(pc.if_else(pc.is_null(col), _lit("null"), quoted))
-    pieces.append("}\n")
-    lines = _join(*pieces)
+        col = _json_escape(table.column(name).combine_chunks())
+        text += ("" if j == 0 else ",") + json.dumps(name) + ":"
+        if col.null_count == 0:
+            pieces += [text + '"', col]
+            text = '"'
+        else:
+            quoted = _join('"', col, '"')
+            pieces += [text, pc.if_else(pc.is_null(col), _lit("null"), quoted)]
+            text = ""
+    lines = _join(*pieces, text + "}\n")
     if isinstance(lines, pa.ChunkedArray):
         lines = lines.combine_chunks()
     width = np.int64 if pa.types.is_large_string(lines.type) else np.int32
@@ -1311,29 +1338,58 @@ def _write_jsonl(table: pa.Table, path: Path) -> None:
         fh.write(lines.buffers()[2].slice(lo, hi - lo))
 
 
+def _write_file(fmt: str, table: pa.Table, path: Path) -> None:
+    """Encode one table to ``path`` in ``fmt``."""
+    if fmt == "csv":
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, str(path))
+    elif fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, str(path))
+    else:
+        _write_jsonl(table, path)
+
+
 class _Writer:
-    """Writes entity tables into delivery folders and keeps the summary counts."""
+    """Writes entity tables into delivery folders and keeps the summary counts.
+
+    Encoding and disk writes run on one background thread (pyarrow releases the GIL there), so
+    they overlap with generating the next day; at most a few tables are in flight.  Use as a
+    context manager: leaving it waits for every file and re-raises the first write error.
+    """
+
+    _MAX_PENDING = 6
 
     def __init__(self, out: Path, fmt: str) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
         self.out = out
         self.fmt = fmt
         self.files = 0
         self.rows: dict[str, int] = dict.fromkeys(ENTITIES, 0)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shukei-gen-write")
+        self._pending: list[Future[None]] = []
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        try:
+            if exc_type is None:
+                for fut in self._pending:
+                    fut.result()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def write(self, entity: str, day: date, table: pa.Table) -> None:
-        """Write ``table`` as ``out/<day>/<entity>_<day>.<ext>``."""
+        """Queue ``table`` for ``out/<day>/<entity>_<day>.<ext>``."""
         folder = self.out / day.isoformat()
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{entity}_{day.isoformat()}.{_EXT[self.fmt]}"
-        if self.fmt == "csv":
-            import pyarrow.csv as pacsv
-
-            pacsv.write_csv(table, str(path))
-        elif self.fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            pq.write_table(table, str(path))
-        else:
-            _write_jsonl(table, path)
+        while len(self._pending) >= self._MAX_PENDING:
+            self._pending.pop(0).result()
+        self._pending.append(self._pool.submit(_write_file, self.fmt, table, path))
         self.files += 1
         self.rows[entity] += int(table.num_rows)

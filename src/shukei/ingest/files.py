@@ -38,6 +38,7 @@ class InputFile:
     entity: str
     fmt: str
     sha256: str
+    header: tuple[str, ...] = ()
 
 
 def _fmt_of(path: Path) -> str | None:
@@ -105,10 +106,10 @@ def _open_text(path: Path) -> io.TextIOBase:
     return open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115
 
 
-def check_columns(path: Path, fmt: str, expected: tuple[str, ...]) -> None:
-    """Fail with one clear line when a file lacks a column of its entity."""
+def check_columns(path: Path, fmt: str, expected: tuple[str, ...]) -> tuple[str, ...]:
+    """Fail with one clear line when a file lacks a column of its entity; return its header."""
     if fmt == "jsonl":
-        return  # no header: a missing field is NULL, and quarantined where it is required
+        return ()  # no header: a missing field is NULL, and quarantined where it is required
     try:
         if fmt == "csv":
             with _open_text(path) as fh:
@@ -132,9 +133,10 @@ def check_columns(path: Path, fmt: str, expected: tuple[str, ...]) -> None:
         )
     extra = [c for c in have if c not in expected]
     if extra:
-        log.warning(
-            "%s: column(s) %s are not in the contract and are ignored", path, ", ".join(extra)
-        )
+        log.warning("%s: column(s) %s are not in the contract; ignored", path, ", ".join(extra))
+    if len(set(have)) != len(have):
+        raise InputError(f"{path}: a column name appears twice in its header")
+    return tuple(have)
 
 
 def sha256_of(path: Path) -> str:
@@ -153,8 +155,8 @@ def discover(
         fmt = _fmt_of(path)
         assert fmt is not None
         ent = entity_of(path, pipeline, entity)
-        check_columns(path, fmt, pipeline.entities[ent].column_names)
-        files.append(InputFile(path, ent, fmt, sha256_of(path)))
+        header = check_columns(path, fmt, pipeline.entities[ent].column_names)
+        files.append(InputFile(path, ent, fmt, sha256_of(path), header))
     if not files:
         raise InputError("no input files found (.csv, .parquet, .jsonl, optionally .gz)")
     return files

@@ -71,20 +71,20 @@ def ingest(
             )
         )
         report.batch_id = batch_id
+        file_rows: list[tuple[object, ...]] = []
         for name, ent in pipeline.entities.items():
             group = [f for f in fresh if f.entity == name]
             if not group:
                 continue
-            raw_files = [RawFile(str(f.path), f.fmt, ent.column_names) for f in group]
+            raw_files = [RawFile(str(f.path), f.fmt, ent.column_names, f.header) for f in group]
             counts = engine.load_raw(("raw", name), raw_files, (batch_id, now))
             for f in group:
                 n = counts.get(str(f.path), 0)
-                engine.execute(
-                    "INSERT INTO shukei.files VALUES (?, ?, ?, ?, ?, ?)",
-                    (pipeline.name, batch_id, name, str(f.path), f.sha256, n),
-                )
+                file_rows.append((pipeline.name, batch_id, name, str(f.path), f.sha256, n))
                 report.files.append({"path": str(f.path), "entity": name, "rows": n})
-                log.info("ingested %s (%s): %d rows", f.path, name, n)
+                log.debug("ingested %s (%s): %d rows", f.path, name, n)
+            log.info("ingested %d %s file(s): %d rows", len(group), name, sum(counts.values()))
+        engine.insert_rows("shukei.files", file_rows)
         engine.execute(
             "INSERT INTO shukei.batches VALUES (?, ?, ?, ?, ?, 'loaded')",
             (pipeline.name, batch_id, now, len(fresh), len(report.skipped)),

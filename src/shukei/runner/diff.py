@@ -1,26 +1,26 @@
 """The diff ledger: what a rebuild changed, per partition and mart, with totals before and after.
 
 Rows match on the partition column plus the mart's grain. Counting uses EXCEPT (set difference,
-NULLs equal) rather than a null-safe FULL JOIN, which PostgreSQL cannot hash.
+NULLs equal) rather than a null-safe FULL JOIN, which PostgreSQL cannot hash. The ledger rows are
+computed and inserted by one statement inside the engine.
 """
 
 from __future__ import annotations
-
-import json
-from decimal import Decimal
-from typing import Any
 
 from shukei.engines.base import Engine
 from shukei.pipeline.definition import Mart
 from shukei.sql import column_list, quote
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, Decimal):
-        return str(v)
-    if v is None or isinstance(v, int | float | str):
-        return v
-    return str(v)
+def _json_totals(alias: str, totals: list[str]) -> str:
+    """A JSON object of decimal strings, built with plain SQL string functions (any engine)."""
+    if not totals:
+        return "'{}'"
+    parts = []
+    for i, t in enumerate(totals):
+        value = f"coalesce('\"' || CAST({alias}.t{i} AS VARCHAR) || '\"', 'null')"
+        parts.append(f"'\"{t}\": ' || {value}")
+    return "'{' || " + " || ', ' || ".join(parts) + " || '}'"
 
 
 def record_diff(
@@ -42,41 +42,27 @@ def record_diff(
     kl, cl = column_list(keys), column_list(columns)
     pv = f"CAST({quote(partition)} AS VARCHAR)" if partition else "'*'"
     totals = [t for t in mart.totals if t in columns]
-    sums = "".join(f", sum({quote(t)})" for t in totals)
+    sums = "".join(f", sum({quote(t)}) AS t{i}" for i, t in enumerate(totals))
 
-    def per_partition(sql: str) -> dict[str, tuple[Any, ...]]:
-        return {str(r[0]): tuple(r[1:]) for r in engine.fetchall(sql)}
+    def counted(sql: str) -> str:
+        return f"SELECT {pv} AS p, count(*) AS n FROM ({sql}) AS x GROUP BY 1"
 
-    def count_of(sql: str) -> dict[str, int]:
-        return {
-            p: int(v[0])
-            for p, v in per_partition(f"SELECT {pv}, count(*) FROM ({sql}) AS x GROUP BY 1").items()
-        }
-
-    before = per_partition(f"SELECT {pv}, count(*){sums} FROM {old} GROUP BY 1")
-    after = per_partition(f"SELECT {pv}, count(*){sums} FROM {new} GROUP BY 1")
-    added = count_of(f"SELECT {kl} FROM {new} EXCEPT SELECT {kl} FROM {old}")
-    removed = count_of(f"SELECT {kl} FROM {old} EXCEPT SELECT {kl} FROM {new}")
-    differing = count_of(f"SELECT {cl} FROM {new} EXCEPT SELECT {cl} FROM {old}")
-    rows_after: dict[str, int] = {}
-    for p in sorted(set(before) | set(after)):
-        b = before.get(p, (0, *([None] * len(totals))))
-        a = after.get(p, (0, *([None] * len(totals))))
-        rows_after[p] = int(a[0])
-        engine.execute(
-            "INSERT INTO shukei.diffs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                run_id,
-                pipeline,
-                mart.name,
-                p,
-                int(b[0]),
-                int(a[0]),
-                added.get(p, 0),
-                removed.get(p, 0),
-                differing.get(p, 0) - added.get(p, 0),
-                json.dumps({t: _jsonable(b[1 + i]) for i, t in enumerate(totals)}),
-                json.dumps({t: _jsonable(a[1 + i]) for i, t in enumerate(totals)}),
-            ),
-        )
-    return rows_after
+    engine.execute(
+        f"INSERT INTO shukei.diffs WITH "
+        f"b AS (SELECT {pv} AS p, count(*) AS n{sums} FROM {old} GROUP BY 1), "
+        f"a AS (SELECT {pv} AS p, count(*) AS n{sums} FROM {new} GROUP BY 1), "
+        f"ad AS ({counted(f'SELECT {kl} FROM {new} EXCEPT SELECT {kl} FROM {old}')}), "
+        f"rm AS ({counted(f'SELECT {kl} FROM {old} EXCEPT SELECT {kl} FROM {new}')}), "
+        f"df AS ({counted(f'SELECT {cl} FROM {new} EXCEPT SELECT {cl} FROM {old}')}), "
+        "ps AS (SELECT p FROM b UNION SELECT p FROM a) "
+        "SELECT CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR), ps.p, "
+        "coalesce(b.n, 0), coalesce(a.n, 0), coalesce(ad.n, 0), coalesce(rm.n, 0), "
+        "coalesce(df.n, 0) - coalesce(ad.n, 0), "
+        f"{_json_totals('b', totals)}, {_json_totals('a', totals)} "
+        "FROM ps LEFT JOIN b ON b.p = ps.p LEFT JOIN a ON a.p = ps.p "
+        "LEFT JOIN ad ON ad.p = ps.p LEFT JOIN rm ON rm.p = ps.p LEFT JOIN df ON df.p = ps.p",
+        (run_id, pipeline, mart.name),
+    )
+    return {
+        str(p): int(n) for p, n in engine.fetchall(f"SELECT {pv}, count(*) FROM {new} GROUP BY 1")
+    }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from shukei.checks.queries import DATES, KEYS, MONTHS, expand_macros, offending_rows, scope_of
@@ -60,10 +60,7 @@ def fill_temp(engine: Engine, table: str, col: str, sql_type: str, values: list[
     """(Re)create a one-column temp table holding `values`, inserted as bound parameters."""
     engine.execute(f"DROP TABLE IF EXISTS {table}")
     engine.execute(f"CREATE TEMP TABLE {table} ({col} {sql_type})")
-    for i in range(0, len(values), 500):
-        part = values[i : i + 500]
-        marks = ", ".join(f"(CAST(? AS {sql_type}))" for _ in part)
-        engine.execute(f"INSERT INTO {table} VALUES {marks}", part)
+    engine.insert_rows(table, [(v,) for v in values], chunk=500)
 
 
 def run_checks(
@@ -168,7 +165,7 @@ def _replace(
                 f"CAST({k} AS VARCHAR) FROM "
                 f"((SELECT {cl} FROM _shukei_prev EXCEPT SELECT {cl} FROM _shukei_new) UNION ALL "
                 f"(SELECT {cl} FROM _shukei_new EXCEPT SELECT {cl} FROM _shukei_prev)) AS x "
-                f"WHERE {k} IS NOT NULL ON CONFLICT DO NOTHING",
+                f"WHERE {k} IS NOT NULL",
                 (pipeline.name, km.name),
             )
     return after
@@ -179,6 +176,7 @@ def rebuild_dates(
 ) -> ChunkResult:
     """Rebuild `dates` in every partitioned mart in ONE transaction (see module docstring)."""
     result = ChunkResult(dates)
+    now = datetime.now(UTC)
     with engine.transaction():
         fill_temp(engine, "_shukei_dates", "d", "DATE", dates)
         months = sorted({d.replace(day=1) for d in dates})
@@ -196,20 +194,18 @@ def rebuild_dates(
         label = f"{dates[0]}..{dates[-1]}" if len(dates) > 1 else str(dates[0])
         result.checks = run_checks(engine, pipeline, "dates", run_id, label)
         for d in dates:
-            n = rows.get(str(d), 0)
-            result.rows[d] = n
-            engine.execute(
-                "INSERT INTO shukei.partitions (pipeline, partition_date, state, run_id, built_at, "
-                "mart_rows, error) VALUES (?, ?, 'built', ?, current_timestamp, ?, NULL) "
-                "ON CONFLICT (pipeline, partition_date) DO UPDATE SET state = 'built', "
-                "run_id = excluded.run_id, built_at = excluded.built_at, "
-                "mart_rows = excluded.mart_rows, error = NULL",
-                (pipeline.name, d, run_id, n),
-            )
-            engine.execute(
-                "INSERT INTO shukei.run_dates VALUES (?, ?, ?, 'built', NULL)",
-                (run_id, d, reasons.get(d, "requested")),
-            )
+            result.rows[d] = rows.get(str(d), 0)
+        engine.insert_rows(
+            "shukei.partitions (pipeline, partition_date, state, run_id, built_at, mart_rows)",
+            [(pipeline.name, d, "built", run_id, now, n) for d, n in result.rows.items()],
+            "ON CONFLICT (pipeline, partition_date) DO UPDATE SET state = 'built', "
+            "run_id = excluded.run_id, built_at = excluded.built_at, "
+            "mart_rows = excluded.mart_rows, error = NULL",
+        )
+        engine.insert_rows(
+            "shukei.run_dates",
+            [(run_id, d, reasons.get(d, "requested"), "built", None) for d in dates],
+        )
         engine.execute(
             f"DELETE FROM shukei.dirty_dates WHERE pipeline = ? AND partition_date IN {DATES}",
             (pipeline.name,),
@@ -224,30 +220,24 @@ def rebuild_keyed(engine: Engine, pipeline: Pipeline, run_id: str) -> dict[str, 
         if not mart.keyed_by:
             continue
         with engine.transaction():
-            keys = [
-                r[0]
-                for r in engine.fetchall(
-                    "SELECT key_value FROM shukei.dirty_keys WHERE pipeline = ? AND mart = ?",
-                    (pipeline.name, mart.name),
-                )
-            ]
-            if not keys:
-                continue
             engine.execute("DROP TABLE IF EXISTS _shukei_keys")
             engine.execute(
-                "CREATE TEMP TABLE _shukei_keys AS SELECT key_value AS k FROM shukei.dirty_keys "
-                "WHERE pipeline = ? AND mart = ?",
+                "CREATE TEMP TABLE _shukei_keys AS SELECT DISTINCT key_value AS k "
+                "FROM shukei.dirty_keys WHERE pipeline = ? AND mart = ?",
                 (pipeline.name, mart.name),
             )
+            n_keys = int(engine.scalar("SELECT count(*) FROM _shukei_keys"))
+            if not n_keys:
+                continue
             _replace(engine, pipeline, run_id, mart, mart.keyed_by, KEYS, None)
-            run_checks(engine, pipeline, f"keyed:{mart.name}", run_id, f"{len(keys)} keys")
+            run_checks(engine, pipeline, f"keyed:{mart.name}", run_id, f"{n_keys} keys")
+            # The writer lock is held, so every dirty key of this mart was just rebuilt.
             engine.execute(
-                "DELETE FROM shukei.dirty_keys WHERE pipeline = ? AND mart = ? "
-                f"AND key_value IN {KEYS}",
+                "DELETE FROM shukei.dirty_keys WHERE pipeline = ? AND mart = ?",
                 (pipeline.name, mart.name),
             )
-            done[mart.name] = len(keys)
-            log.info("rebuilt %s for %d key(s)", mart.name, len(keys))
+            done[mart.name] = n_keys
+            log.info("rebuilt %s for %d key(s)", mart.name, n_keys)
     return done
 
 

@@ -35,8 +35,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 pipeline VARCHAR NOT NULL, partition_date DATE NOT NULL, batch_id BIGINT,
                 PRIMARY KEY (pipeline, partition_date))""",
             """CREATE TABLE shukei.dirty_keys (
-                pipeline VARCHAR NOT NULL, mart VARCHAR NOT NULL, key_value VARCHAR NOT NULL,
-                PRIMARY KEY (pipeline, mart, key_value))""",
+                pipeline VARCHAR NOT NULL, mart VARCHAR NOT NULL, key_value VARCHAR NOT NULL)""",
             # what was built
             """CREATE TABLE shukei.partitions (
                 pipeline VARCHAR NOT NULL, partition_date DATE NOT NULL, state VARCHAR NOT NULL,

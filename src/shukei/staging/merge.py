@@ -228,7 +228,7 @@ def _mark_dirty(e: Engine, p: Pipeline, ent: Entity, batch_id: int) -> None:
             e.execute(
                 "INSERT INTO shukei.dirty_keys (pipeline, mart, key_value) "
                 f"SELECT DISTINCT CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST({k} AS VARCHAR) "
-                f"FROM _shukei_chg WHERE {k} IS NOT NULL ON CONFLICT DO NOTHING",
+                f"FROM _shukei_chg WHERE {k} IS NOT NULL",
                 (p.name, mart.name),
             )
 

@@ -17,7 +17,8 @@ _ISO_TS = (
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
     r"(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)?)?"
 )
-_HAS_OFFSET = r".*[T ][0-9]{2}:[0-9]{2}.*(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)"
+# An offset after a time of day (a bare date's "-01" is not one).
+_OFFSET = r"[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 _DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
 _INT = r"[+-]?[0-9]{1,18}"
 _EMAIL = r"[a-z0-9._%+'-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}"
@@ -44,17 +45,18 @@ def typed_select(engine: Engine, entity: Entity, where: str) -> str:
         r = quote(col.name)
         t = quote(col.name + "__t")
         clean.append(f"NULLIF({e.trim(e.nfkc('r.' + r))}, '') AS {t}")
-        expr, valid = _typed(engine, col, t)
-        typed.append(f"{expr} AS {quote(col.name + '__v')}")
+        expr, strict = _typed(engine, col, t)
+        v = quote(col.name + "__v")
+        typed.append(f"{expr} AS {v}")
         required = col.required or col.name in entity.key or col.name == entity.version
         if required:
             reasons.append(f"CASE WHEN {t} IS NULL THEN {_lit('missing ' + col.name)} END")
-        if valid is not None:
+        if strict:
+            # A strict type's expression is NULL exactly when present text does not parse.
             reasons.append(
-                f"CASE WHEN {t} IS NOT NULL AND NOT ({valid}) THEN "
+                f"CASE WHEN {t} IS NOT NULL AND {v} IS NULL THEN "
                 f"{_lit('unparseable ' + col.name + ': ')} || left({t}, 60) END"
             )
-        v = quote(col.name + "__v")
         if col.min is not None:
             msg = f"negative {col.name}" if col.min == 0 else f"{col.name} below {_num(col.min)}"
             reasons.append(f"CASE WHEN {v} < {_num(col.min)} THEN {_lit(msg)} END")
@@ -76,30 +78,28 @@ def typed_select(engine: Engine, entity: Entity, where: str) -> str:
     return f"SELECT *, NULLIF({reason}, '') AS _reason{part} FROM ({mid}) AS v"
 
 
-def _typed(engine: Engine, col: Column, t: str) -> tuple[str, str | None]:
-    """(typed expression, validity predicate or None when any text is valid)."""
+def _typed(engine: Engine, col: Column, t: str) -> tuple[str, bool]:
+    """(typed expression, strict): a strict expression is NULL when present text is invalid."""
     e = engine
     if col.type == "text":
-        return (f"lower({t})" if col.lower else t), None
+        return (f"lower({t})" if col.lower else t), False
     if col.type == "email":
         low = f"lower({t})"
-        return f"CASE WHEN {e.regex_full(low, _EMAIL)} THEN {low} END", None
+        return f"CASE WHEN {e.regex_full(low, _EMAIL)} THEN {low} END", False
     if col.type == "integer":
-        ok = e.regex_full(t, _INT)
-        return f"CASE WHEN {ok} THEN CAST({t} AS BIGINT) END", ok
+        return f"CASE WHEN {e.regex_full(t, _INT)} THEN CAST({t} AS BIGINT) END", True
     if dec := col.decimal:
         p, s = dec
         pat = rf"[+-]?[0-9]{{1,{p - s}}}(\.[0-9]{{1,{s}}})?" if s else rf"[+-]?[0-9]{{1,{p}}}"
-        ok = e.regex_full(t, pat)
-        return f"CASE WHEN {ok} THEN CAST({t} AS DECIMAL({p},{s})) END", ok
+        return f"CASE WHEN {e.regex_full(t, pat)} THEN CAST({t} AS DECIMAL({p},{s})) END", True
     if col.type == "timestamp":
-        inst = e.to_instant(t, e.regex_full(t, _HAS_OFFSET), TZ)
-        ok = f"{e.regex_full(t, _ISO_TS)} AND {inst} IS NOT NULL"
-        return f"CASE WHEN {e.regex_full(t, _ISO_TS)} THEN {inst} END", ok
+        # ISO 8601 only: the date comes first; the engine's cast rejects impossible values.
+        inst = e.to_instant(t, e.regex_tail(t, _OFFSET), TZ)
+        return f"CASE WHEN {e.regex_full(t, _ISO_TS)} THEN {inst} END", True
     if col.type == "date":
-        ok = f"{e.regex_full(t, _DATE)} AND {e.try_cast(t, 'DATE')} IS NOT NULL"
-        return f"CASE WHEN {e.regex_full(t, _DATE)} THEN {e.try_cast(t, 'DATE')} END", ok
+        return f"CASE WHEN {e.regex_full(t, _DATE)} THEN {e.try_cast(t, 'DATE')} END", True
     if col.type == "boolean":
-        ok = e.regex_full(f"lower({t})", _BOOL)
-        return (f"CASE WHEN {ok} THEN lower({t}) IN ('true', 't', 'yes', 'y', '1') END", ok)
+        low = f"lower({t})"
+        truthy = f"{low} IN ('true', 't', 'yes', 'y', '1')"
+        return f"CASE WHEN {e.regex_full(low, _BOOL)} THEN {truthy} END", True
     raise AssertionError(col.type)
