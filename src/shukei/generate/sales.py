@@ -473,7 +473,7 @@ class _Base:
     n: int  # orders per day
     seed: int
     day0: int  # epoch seconds of start 00:00 Asia/Tokyo
-    ymd: Any  # pa.StringArray, YYYYMMDD per business day index
+    ymd: Arr  # YYYYMMDD as an integer, per business day index
     cust: Cols
     prod: Cols
 
@@ -481,7 +481,6 @@ class _Base:
     def create(start: date, days: int, n: int, seed: int) -> _Base:
         """Derive customers and products (numeric columns) for the given shape and seed."""
         import numpy as np
-        import pyarrow as pa
 
         day0 = (start - date(1970, 1, 1)).days * _DAY - _JST
         n_cust = max(50, n * days // 8)
@@ -512,7 +511,7 @@ class _Base:
             "price": np.clip(yen, 100, 20000),
             "upd": day0 - rng.integers(3600, 30 * _DAY, size=n_prod),
         }
-        ymd = pa.array([(start + timedelta(days=i)).strftime("%Y%m%d") for i in range(days)])
+        ymd = np.array([int(f"{start + timedelta(days=i):%Y%m%d}") for i in range(days)])
         return _Base(start, days, n, seed, day0, ymd, cust, prod)
 
     def day_start(self, i: Arr | int) -> Arr | int:
@@ -987,6 +986,37 @@ def _pad(values: Arr, width: int) -> pa.Array:
     return pc.utf8_lpad(pa.array(values).cast(pa.string()), width=width, padding="0")
 
 
+def _fixed(*parts: str | tuple[Arr, int]) -> pa.Array:
+    """Strings of literal text and zero-padded non-negative integers ``(values, width)``.
+
+    Built as one byte matrix (ids are fixed width), several times faster than pad + join; if a
+    number is wider than its width it falls back to pyarrow so no digit is lost.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    numbers = [p for p in parts if not isinstance(p, str)]
+    if any(v.size and int(v.max()) >= 10**w for v, w in numbers):
+        return _join(*(p if isinstance(p, str) else _pad(*p) for p in parts))
+    n = len(numbers[0][0])
+    width = sum(len(p.encode()) if isinstance(p, str) else p[1] for p in parts)
+    mat = np.empty((n, width), np.uint8)
+    col = 0
+    for p in parts:
+        if isinstance(p, str):
+            raw = p.encode()
+            mat[:, col : col + len(raw)] = np.frombuffer(raw, np.uint8)
+            col += len(raw)
+            continue
+        v, w = p[0].astype(np.int64), p[1]
+        for j in range(col + w - 1, col - 1, -1):
+            v, digit = np.divmod(v, 10)
+            mat[:, j] = digit + ord("0")
+        col += w
+    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(mat))
+
+
 def _text(values: Arr) -> pa.Array:
     import pyarrow as pa
 
@@ -1162,7 +1192,7 @@ def _render_customers(c: Cols) -> pa.Table:
         "@",
         _pick(_DOMAINS, c["dom"]),
     )
-    customer_id = _join("C", _pad(c["idx"], 6))
+    customer_id = _fixed("C", (c["idx"], 6))
     region = _pick(REGIONS, c["region"])
     updated = _fmt_ts(c["upd"], c["form_upd"])
     dv = c["dv"]
@@ -1192,7 +1222,7 @@ def _render_products(c: Cols) -> pa.Table:
     nouns = tuple(x for group in _NOUNS for x in group)
     name = _join(_pick(_BRANDS, c["brand"]), " ", _pick(nouns, c["noun"]), " M", _text(c["model"]))
     category = pc.utf8_capitalize(_pick(CATEGORIES, c["cat"]))
-    product_id = _join("P", _pad(c["idx"], 5))
+    product_id = _fixed("P", (c["idx"], 5))
     updated = _fmt_ts(c["upd"], c["form_upd"])
     dv = c["dv"]
     name = _mangle(name, _mask(c, e, "fullwidth_name"), dv, lambda s, _v: _fullwidth(s))
@@ -1207,16 +1237,15 @@ def _render_products(c: Cols) -> pa.Table:
 
 
 def _order_ids(c: Cols, b: _Base) -> pa.Array:
-    import pyarrow as pa
-
-    return _join("O", b.ymd.take(pa.array(c["idday"])), "-", _pad(c["n"], 6))
+    """``O{YYYYMMDD}-{n:06d}`` from the id's business day index and order number."""
+    return _fixed("O", (b.ymd[c["idday"]], 8), "-", (c["n"], 6))
 
 
 def _render_orders(c: Cols, b: _Base) -> pa.Table:
     """Order rows as strings, with their dirt applied."""
     e = "orders"
     order_id = _order_ids(c, b)
-    customer_id = _join("C", _pad(c["cust"] + 1, 6))
+    customer_id = _fixed("C", (c["cust"] + 1, 6))
     status = _pick(STATUSES, c["status"])
     region = _pick(REGIONS, c["region"])
     created = _fmt_ts(c["created"], c["form_created"])
@@ -1245,7 +1274,7 @@ def _render_items(c: Cols, b: _Base) -> pa.Table:
     """Order line rows as strings (unit_price with two decimals), with their dirt applied."""
     e = "order_items"
     order_id = _order_ids(c, b)
-    product_id = _join("P", _pad(c["prod"] + 1, 5))
+    product_id = _fixed("P", (c["prod"] + 1, 5))
     quantity = _text(c["qty"])
     price = _join(_text(c["price"]), ".00")
     updated = _fmt_ts(c["upd"], c["form_upd"])
