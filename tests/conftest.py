@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pg
 import pytest
 
+import pg
 from shukei.project import Project
 
 ORDERS = ("order_id", "customer_id", "status", "region", "created_at", "updated_at")
@@ -96,8 +96,12 @@ def query(warehouse: Warehouse, sql: str, params: Sequence[Any] = ()) -> list[tu
 
         with psycopg.connect(warehouse, cursor_factory=psycopg.ClientCursor) as con:
             return [tuple(r) for r in con.execute(sql.replace("?", "%s"), list(params) or None)]
-    con = duckdb.connect(str(warehouse), read_only=True)
+    # Attached under another name, as the engine does: a file named shukei.duckdb would
+    # otherwise make `shukei.x` ambiguous between the catalog and the state schema.
+    con = duckdb.connect(":memory:")
     try:
+        con.execute(f"ATTACH '{warehouse}' AS warehouse (READ_ONLY)")
+        con.execute("USE warehouse")
         return con.execute(sql, list(params)).fetchall()
     finally:
         con.close()

@@ -43,7 +43,7 @@ def _model() -> Any:
             "duckdb:///shukei.duckdb", description="warehouse URL: duckdb:///FILE"
         )
         timezone: str = Field("Asia/Tokyo", description="business timezone of partition dates")
-        chunk_days: int = Field(31, ge=1, le=366, description="dates rebuilt per transaction")
+        chunk_days: int = Field(62, ge=1, le=3660, description="dates rebuilt per transaction")
         lock_timeout: float = Field(
             10.0, ge=0, description="seconds to wait for another writer before failing"
         )

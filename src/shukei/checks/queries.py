@@ -10,6 +10,7 @@ from shukei.sql import qualified, quote
 DATES = "(SELECT d FROM _shukei_dates)"
 MONTHS = "(SELECT d FROM _shukei_months)"
 KEYS = "(SELECT k FROM _shukei_keys)"
+BATCHES = "(SELECT b FROM _shukei_batches)"
 
 
 def expand_macros(sql: str) -> str:
@@ -29,7 +30,8 @@ def scope_of(check: Check, pipeline: Pipeline) -> tuple[str, str | None]:
                 macro = MONTHS if m.partition_grain == "month" else DATES
                 return "dates", f"{quote(m.partition)} IN {macro}"
         return "dates", None
-    return "staging", None
+    # Staging checks are scoped to the rows of the batches being merged.
+    return "staging", f"_batch_id IN {BATCHES}"
 
 
 def offending_rows(check: Check, scope: str | None) -> tuple[str, list[Any]]:

@@ -75,8 +75,12 @@ class DuckDBEngine(Engine):
             type="arrow",  # type: ignore[arg-type]
         )
         self._tx_depth = 0
+        # Catalog lookups cost milliseconds in DuckDB; cache them until the next DDL statement.
+        self._catalog: dict[tuple[str, str], list[tuple[str, str]]] = {}
 
     def execute(self, sql: str, params: Params = ()) -> None:
+        if sql.lstrip()[:6].upper() in ("CREATE", "DROP T", "DROP S", "ALTER "):
+            self._catalog.clear()
         try:
             self._con.execute(sql, list(params) if params else None)
         except self._duckdb.Error as exc:
@@ -110,6 +114,7 @@ class DuckDBEngine(Engine):
             yield
         except BaseException:
             self._tx_depth = 0
+            self._catalog.clear()  # DDL inside the transaction is undone too
             with contextlib.suppress(self._duckdb.Error):
                 self._con.execute("ROLLBACK")
             raise
@@ -186,21 +191,18 @@ class DuckDBEngine(Engine):
 
     # -- catalog -----------------------------------------------------------------------------
     def table_exists(self, schema: str, name: str) -> bool:
-        return bool(
-            self.scalar(
-                "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'warehouse' "
-                "AND schema_name = ? AND table_name = ?",
-                (schema, name),
-            )
-        )
+        return bool(self.columns(schema, name))
 
     def columns(self, schema: str, name: str) -> list[tuple[str, str]]:
-        rows = self.fetchall(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_catalog ="
-            " 'warehouse' AND table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-            (schema, name),
-        )
-        return [(str(a), str(b)) for a, b in rows]
+        if (schema, name) not in self._catalog:
+            rows = self.fetchall(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE "
+                "table_catalog = 'warehouse' AND table_schema = ? AND table_name = ? "
+                "ORDER BY ordinal_position",
+                (schema, name),
+            )
+            self._catalog[(schema, name)] = [(str(a), str(b)) for a, b in rows]
+        return self._catalog[(schema, name)]
 
     def install_functions(self) -> None:
         # Exact half-away-from-zero division: DuckDB's DECIMAL / INTEGER is a DOUBLE.

@@ -23,12 +23,13 @@ from shukei.logs import context
 from shukei.pipeline.definition import Pipeline
 from shukei.runner.rebuild import (
     CheckOutcome,
+    fill_temp,
     rebuild_dates,
     rebuild_keyed,
     record_failure,
     run_checks,
 )
-from shukei.sql import qualified, quote
+from shukei.sql import qualified
 from shukei.staging.merge import merge_batch, pending_batches, set_context
 from shukei.staging.tables import ensure_tables
 
@@ -78,25 +79,28 @@ def new_run_id() -> str:
 
 
 def chunks(dates: list[date], size: int) -> list[list[date]]:
-    """Sorted dates cut into chunks of at most `size`, never spanning a month boundary."""
-    out: list[list[date]] = []
-    for d in sorted(dates):
-        if out and len(out[-1]) < size and (out[-1][0].year, out[-1][0].month) == (d.year, d.month):
-            out[-1].append(d)
-        else:
-            out.append([d])
-    return out
+    """Sorted dates cut into chunks of at most `size` (one transaction each)."""
+    ordered = sorted(dates)
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
 def definition_hash(pipeline: Pipeline) -> str:
+    """A fingerprint of everything that shapes staging and marts."""
     h = hashlib.sha256()
+    for e in pipeline.entities.values():
+        h.update(repr(e).encode())
     for m in pipeline.marts:
-        h.update(f"{m.name}\0{m.kind}\0{m.sql}\0".encode())
+        h.update(repr(m).encode())
     return h.hexdigest()[:16]
 
 
 def _prepare(engine: Engine, p: Pipeline, timezone: str, full_refresh: bool) -> None:
-    """Record the pipeline's timezone and definition; a change re-derives and rebuilds all."""
+    """Record the pipeline's timezone and definition; a change re-stages and rebuilds all.
+
+    Staging is derived from raw alone, so it is dropped and every batch is merged again (a
+    timestamp without an offset means local time in the *current* business timezone); every
+    date built before is dirty, and the marts start empty.
+    """
     row = engine.fetchone(
         "SELECT timezone, definition_hash FROM shukei.pipeline_state WHERE pipeline = ?", (p.name,)
     )
@@ -106,37 +110,36 @@ def _prepare(engine: Engine, p: Pipeline, timezone: str, full_refresh: bool) -> 
             "INSERT INTO shukei.pipeline_state VALUES (?, ?, ?)", (p.name, timezone, digest)
         )
         return
-    tz_changed = row[0] != timezone
-    if not (tz_changed or row[1] != digest or full_refresh):
+    if row[0] != timezone:
+        why = f"the business timezone changed from {row[0]} to {timezone}"
+    elif row[1] != digest:
+        why = "the pipeline definition changed"
+    elif full_refresh:
+        why = "a full refresh was asked for"
+    else:
         return
-    why = (
-        "timezone changed"
-        if tz_changed
-        else ("definition changed" if row[1] != digest else "full refresh")
-    )
-    log.warning("%s: re-deriving partitions and rebuilding every date", why)
-    fact = p.fact_entity
-    pc, src = quote(p.partition_column), quote(fact.partition_from or "")
+    log.warning("%s: re-staging every batch from raw and rebuilding every date", why)
     with engine.transaction():
-        for t in (p.fact, p.fact + "_superseded"):
-            engine.execute(
-                f"UPDATE {qualified('staging', t)} SET {pc} = "
-                f"{engine.local_date(src, '(SELECT tz FROM _shukei_ctx)')}"
-            )
-        for m in p.marts:
-            engine.execute(f"DROP TABLE IF EXISTS {qualified('marts', m.name)} CASCADE")
-        engine.execute("DELETE FROM shukei.partitions WHERE pipeline = ?", (p.name,))
-        counted = fact.counted or "TRUE"
+        for v in p.views:
+            engine.execute(f"DROP VIEW IF EXISTS {qualified('marts', v.name)}")
+        for m in reversed(p.marts):
+            engine.execute(f"DROP TABLE IF EXISTS {qualified('marts', m.name)}")
+        for name in p.entities:
+            for t in (name, name + "_superseded", name + "_quarantine"):
+                engine.execute(f"DROP TABLE IF EXISTS {qualified('staging', t)}")
+        for t in ("batch_counts", "dirty_keys"):
+            engine.execute(f"DELETE FROM shukei.{t} WHERE pipeline = ?", (p.name,))
         engine.execute(
-            "INSERT INTO shukei.dirty_dates (pipeline, partition_date) SELECT DISTINCT "
-            f"CAST(? AS VARCHAR), {pc} FROM {qualified('staging', p.fact)} WHERE {pc} IS NOT NULL "
-            f"AND ({counted}) ON CONFLICT DO NOTHING",
+            "INSERT INTO shukei.dirty_dates (pipeline, partition_date) SELECT pipeline, "
+            "partition_date FROM shukei.partitions WHERE pipeline = ? ON CONFLICT DO NOTHING",
             (p.name,),
         )
+        engine.execute("UPDATE shukei.batches SET status = 'loaded' WHERE pipeline = ?", (p.name,))
         engine.execute(
             "UPDATE shukei.pipeline_state SET timezone = ?, definition_hash = ? WHERE pipeline = ?",
             (timezone, digest, p.name),
         )
+        ensure_tables(engine, p)
 
 
 def plan(engine: Engine, p: Pipeline, requested: list[date] | None) -> dict[date, str]:
@@ -189,10 +192,16 @@ def run(
             for batch_id in pending_batches(engine, p):
                 with engine.transaction():
                     counts = merge_batch(engine, p, batch_id)
+                    # Staging checks look at the rows this batch brought, so they cost what the
+                    # batch costs; results are recorded with the batch.
+                    fill_temp(engine, "_shukei_batches", "b", "BIGINT", [batch_id])
+                    report.checks += run_checks(
+                        engine, p, "staging", report.run_id, f"batch {batch_id}"
+                    )
                 report.batches[batch_id] = {k: v.as_dict() for k, v in counts.items()}
-            with engine.transaction():
-                report.checks += run_checks(engine, p, "staging", report.run_id, "staging")
             report.reasons = plan(engine, p, requested)
+            with engine.transaction():
+                _ensure_marts(engine, p)
             _rebuild_all(engine, p, report, chunk_days, progress)
             report.keyed = rebuild_keyed(engine, p, report.run_id)
             _create_views(engine, p)
@@ -259,10 +268,10 @@ def _fail(engine: Engine, p: Pipeline, report: RunReport, d: date, exc: ShukeiEr
     )
 
 
-def _create_views(engine: Engine, p: Pipeline) -> None:
-    """Create the views, after making sure every mart they may read exists (maybe empty)."""
+def _ensure_marts(engine: Engine, p: Pipeline) -> None:
+    """Create every mart that does not exist yet, empty, so any mart may read any other."""
     from shukei.checks.queries import expand_macros
-    from shukei.runner.rebuild import create_mart, fill_temp
+    from shukei.runner.rebuild import create_mart
 
     for m in p.marts:
         if not engine.table_exists("marts", m.name):
@@ -270,6 +279,11 @@ def _create_views(engine: Engine, p: Pipeline) -> None:
             fill_temp(engine, "_shukei_months", "d", "DATE", [])
             fill_temp(engine, "_shukei_keys", "k", "VARCHAR", [])
             create_mart(engine, m, engine.translate(expand_macros(m.sql)))
+
+
+def _create_views(engine: Engine, p: Pipeline) -> None:
+    from shukei.checks.queries import expand_macros
+
     for v in p.views:
         engine.execute(
             f"CREATE OR REPLACE VIEW {qualified('marts', v.name)} AS "

@@ -6,6 +6,5 @@ SELECT
     sum(revenue) AS revenue,
     count(DISTINCT customer_id) AS customer_count
 FROM marts.order_facts
-WHERE sales_date >= (SELECT min(d) FROM @months AS m(d))
-  AND CAST(date_trunc('month', sales_date) AS DATE) IN @months
+WHERE CAST(date_trunc('month', sales_date) AS DATE) IN @months
 GROUP BY 1
