@@ -125,6 +125,24 @@ def pipelines(c: Ctx, as_json: bool) -> None:
         )
 
 
+@cli.command("init-db")
+@click.argument("pipelines", nargs=-1)
+@json_option
+@pass_ctx
+def init_db(c: Ctx, pipelines: tuple[str, ...], as_json: bool) -> None:
+    """Create the warehouse's schemas and state tables (idempotent; `run` does it too)."""
+    from shukei.settings import redact_url
+
+    doc = c.project.init_db(list(pipelines))
+    if as_json:
+        _echo_json(doc)
+        return
+    click.echo(
+        f"warehouse {redact_url(c.project.settings.warehouse)} ready: state schema version "
+        f"{doc['schema_version']}, pipelines {', '.join(doc['pipelines'])}"
+    )
+
+
 @cli.group()
 def generate() -> None:
     """Write realistic, reproducible sample input data."""

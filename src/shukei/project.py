@@ -40,11 +40,27 @@ class Project:
             lock_timeout=s.lock_timeout,
             read_only=read_only,
             password_file=s.password_file,
+            memory_limit=s.memory_limit,
         )
         try:
             yield eng
         finally:
             eng.close()
+
+    def init_db(self, pipelines: Sequence[str] = ()) -> dict[str, Any]:
+        """Create the schemas, state tables and the pipelines' raw/staging tables (idempotent)."""
+        from shukei.pipeline.definition import builtin_names
+        from shukei.runner.state import SCHEMA_VERSION
+        from shukei.staging.tables import ensure_tables
+
+        names = list(pipelines) or builtin_names()
+        with self.engine() as eng:
+            for name in names:
+                with eng.transaction():
+                    ensure_tables(eng, self.pipeline(name))
+            version = eng.scalar("SELECT max(version) FROM shukei.schema_version")
+        assert version == SCHEMA_VERSION
+        return {"schema_version": version, "pipelines": names}
 
     def ingest(self, pipeline: str, inputs: Sequence[str | Path], entity: str | None = None) -> Any:
         from shukei.ingest.raw import ingest

@@ -50,6 +50,11 @@ def _model() -> Any:
         password_file: Path | None = Field(
             None, description="file holding the PostgreSQL password (Docker/Kubernetes secret)"
         )
+        memory_limit: str = Field(
+            "1200MB",
+            pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+            description="DuckDB memory limit; beyond it DuckDB spills to disk",
+        )
         log_format: Literal["text", "json"] = "text"
         log_file: Path | None = None
         pipeline_paths: list[Path] = Field(

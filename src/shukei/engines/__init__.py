@@ -32,5 +32,7 @@ def connect(url: str, **options: Any) -> Engine:
     engine_cls = getattr(importlib.import_module(module), cls)
     if scheme == "duckdb":
         options.pop("password_file", None)
+    else:
+        options.pop("memory_limit", None)
     engine: Engine = engine_cls(url, **options)
     return engine

@@ -37,7 +37,14 @@ class DuckDBEngine(Engine):
     NAME = "duckdb"
     DIALECT = "duckdb"
 
-    def __init__(self, url: str, *, lock_timeout: float = 0.0, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        lock_timeout: float = 0.0,
+        read_only: bool = False,
+        memory_limit: str = "1200MB",
+    ) -> None:
         super().__init__(url)
         import duckdb
 
@@ -48,6 +55,10 @@ class DuckDBEngine(Engine):
         self._duckdb = duckdb
         self._con = duckdb.connect(":memory:")
         self._con.execute("SET enable_progress_bar = false")
+        # Bounded memory: DuckDB spills to a folder beside the warehouse file beyond the limit.
+        # The limit is a validated setting (digits and a unit), not user data.
+        self._con.execute(f"SET memory_limit = {_literal(memory_limit)}")
+        self._con.execute(f"SET temp_directory = {_literal(str(self.path) + '.tmp')}")
         deadline = time.monotonic() + lock_timeout
         mode = " (READ_ONLY)" if read_only else ""
         while True:

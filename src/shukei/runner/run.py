@@ -7,6 +7,7 @@ keep their previous content while every other date is rebuilt.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -15,10 +16,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from shukei.engines.base import Engine
-from shukei.errors import CheckFailed, EngineError, ShukeiError
+from shukei.errors import CheckFailed, EngineError, ShukeiError, TransientEngineError
 from shukei.logs import context
 from shukei.pipeline.definition import Pipeline
 from shukei.runner.rebuild import (
@@ -29,12 +30,14 @@ from shukei.runner.rebuild import (
     record_failure,
     run_checks,
 )
+from shukei.runner.retry import retrying
 from shukei.sql import qualified
-from shukei.staging.merge import merge_batch, pending_batches, set_context
+from shukei.staging.merge import EntityCounts, merge_batch, pending_batches, set_context
 from shukei.staging.tables import ensure_tables
 
 log = logging.getLogger("shukei.runner")
 Progress = Callable[[int, int], None]
+T = TypeVar("T")
 
 
 @dataclass
@@ -167,6 +170,10 @@ def run(
 ) -> RunReport:
     started = time.perf_counter()
     report = RunReport(new_run_id(), p.name)
+
+    def again(what: str, fn: Callable[[], T]) -> T:
+        return retrying(engine, what, fn, lambda: set_context(engine, timezone))
+
     with engine.writer_lock(), context(run_id=report.run_id):
         ensure_tables(engine, p)
         set_context(engine, timezone)
@@ -190,50 +197,77 @@ def run(
         try:
             _prepare(engine, p, timezone, full_refresh)
             for batch_id in pending_batches(engine, p):
-                with engine.transaction():
-                    counts = merge_batch(engine, p, batch_id)
-                    # Staging checks look at the rows this batch brought, so they cost what the
-                    # batch costs; results are recorded with the batch.
-                    fill_temp(engine, "_shukei_batches", "b", "BIGINT", [batch_id])
-                    report.checks += run_checks(
-                        engine, p, "staging", report.run_id, f"batch {batch_id}"
-                    )
+                counts, checks = again(
+                    f"merging batch {batch_id}",
+                    functools.partial(_merge, engine, p, batch_id, report.run_id),
+                )
+                report.checks += checks
                 report.batches[batch_id] = {k: v.as_dict() for k, v in counts.items()}
             report.reasons = plan(engine, p, requested)
-            with engine.transaction():
-                _ensure_marts(engine, p)
-            _rebuild_all(engine, p, report, chunk_days, progress)
-            report.keyed = rebuild_keyed(engine, p, report.run_id)
-            _create_views(engine, p)
+            again("creating marts", lambda: _ensure_marts(engine, p))
+            _rebuild_all(engine, p, report, chunk_days, progress, again)
+            report.keyed = again(
+                "rebuilding keyed marts", lambda: rebuild_keyed(engine, p, report.run_id)
+            )
+            again("creating views", lambda: _create_views(engine, p))
         except ShukeiError as exc:
             report.status = "failed"
-            _finish(engine, report, started, str(exc))
+            message = str(exc)
+            try:
+                again("recording the run", lambda: _finish(engine, report, started, message))
+            except ShukeiError as inner:
+                log.error("could not record the failed run: %s", inner)
             raise
         report.status = "failed" if report.failed else "success"
-        _finish(engine, report, started, None)
+        again("recording the run", lambda: _finish(engine, report, started, None))
     return report
 
 
+def _merge(
+    engine: Engine, p: Pipeline, batch_id: int, run_id: str
+) -> tuple[dict[str, EntityCounts], list[CheckOutcome]]:
+    """Merge one batch and run the staging checks on its rows, in one transaction."""
+    with engine.transaction():
+        counts = merge_batch(engine, p, batch_id)
+        # Staging checks look at the rows this batch brought, so they cost what the batch costs.
+        fill_temp(engine, "_shukei_batches", "b", "BIGINT", [batch_id])
+        checks = run_checks(engine, p, "staging", run_id, f"batch {batch_id}")
+    return counts, checks
+
+
+Again = Callable[[str, Callable[[], Any]], Any]
+
+
 def _rebuild_all(
-    engine: Engine, p: Pipeline, report: RunReport, chunk_days: int, progress: Progress | None
+    engine: Engine,
+    p: Pipeline,
+    report: RunReport,
+    chunk_days: int,
+    progress: Progress | None,
+    again: Again,
 ) -> None:
     todo = chunks(list(report.reasons), chunk_days)
     total = len(report.reasons)
     done = 0
     for chunk in todo:
         try:
-            res = rebuild_dates(engine, p, report.run_id, chunk, report.reasons)
+            res = again(
+                f"rebuilding {chunk[0]}..{chunk[-1]}",
+                functools.partial(rebuild_dates, engine, p, report.run_id, chunk, report.reasons),
+            )
             report.built += chunk
             report.checks += res.checks
             for d in chunk:
                 with context(date=d.isoformat()):
                     log.info("rebuilt (%s, %d mart rows)", report.reasons[d], res.rows.get(d, 0))
+        except TransientEngineError:
+            raise  # the warehouse is unreachable: the run fails, the next one finishes the job
         except (CheckFailed, EngineError) as exc:
             if len(chunk) > 1:
                 log.warning(
                     "chunk %s..%s failed (%s); retrying date by date", chunk[0], chunk[-1], exc
                 )
-                _rebuild_one_by_one(engine, p, report, chunk)
+                _rebuild_one_by_one(engine, p, report, chunk, again)
             else:
                 _fail(engine, p, report, chunk[0], exc)
         done += len(chunk)
@@ -241,14 +275,21 @@ def _rebuild_all(
             progress(done, total)
 
 
-def _rebuild_one_by_one(engine: Engine, p: Pipeline, report: RunReport, chunk: list[date]) -> None:
+def _rebuild_one_by_one(
+    engine: Engine, p: Pipeline, report: RunReport, chunk: list[date], again: Again
+) -> None:
     for d in chunk:
         try:
-            res = rebuild_dates(engine, p, report.run_id, [d], report.reasons)
+            res = again(
+                f"rebuilding {d}",
+                functools.partial(rebuild_dates, engine, p, report.run_id, [d], report.reasons),
+            )
             report.built.append(d)
             report.checks += res.checks
             with context(date=d.isoformat()):
                 log.info("rebuilt (%s, %d mart rows)", report.reasons[d], res.rows.get(d, 0))
+        except TransientEngineError:
+            raise  # the warehouse is unreachable: the run fails, the next one finishes the job
         except (CheckFailed, EngineError) as exc:
             _fail(engine, p, report, d, exc)
 
