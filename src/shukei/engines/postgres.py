@@ -235,59 +235,86 @@ class PostgresEngine(Engine):
     def load_raw(
         self, table: tuple[str, str], files: Sequence[RawFile], lineage: Params
     ) -> dict[str, int]:
-        counts: dict[str, int] = {}
+        # One temp table per format and header layout; each file is COPYed into it with its
+        # index in a column whose DEFAULT reads a session setting, then one INSERT numbers the
+        # rows per file and appends them all to raw.
+        groups: dict[tuple[str, tuple[str, ...]], list[RawFile]] = {}
         for f in files:
-            counts[f.path] = self._load_one(table, f, lineage)
+            groups.setdefault((f.fmt, f.header), []).append(f)
+        counts: dict[str, int] = {}
+        for (fmt, header), group in groups.items():
+            counts.update(self._load_group(table, fmt, header, group, lineage))
         return counts
 
-    def _load_one(self, table: tuple[str, str], f: RawFile, lineage: Params) -> int:
-        cols = list(f.columns)
+    def _load_group(
+        self,
+        table: tuple[str, str],
+        fmt: str,
+        header: tuple[str, ...],
+        group: list[RawFile],
+        lineage: Params,
+    ) -> dict[str, int]:
+        cols = list(group[0].columns)
         self.execute("DROP TABLE IF EXISTS _shukei_load")
-        if f.fmt == "jsonl":
-            self.execute(
-                "CREATE TEMP TABLE _shukei_load (_n BIGINT GENERATED ALWAYS AS IDENTITY, line TEXT)"
-            )
+        fixed = (
+            "_n BIGINT GENERATED ALWAYS AS IDENTITY, "
+            "_f INTEGER DEFAULT current_setting('shukei.file')::integer"
+        )
+        if fmt == "jsonl":
+            self.execute(f"CREATE TEMP TABLE _shukei_load ({fixed}, line TEXT)")
             # One JSON document per line, copied verbatim: delimiter and quote never occur in text.
             copy = (
                 "COPY _shukei_load (line) FROM STDIN (FORMAT csv, DELIMITER E'\\x01', "
                 "QUOTE E'\\x02')"
             )
-            self._copy_file(copy, Path(f.path))
             picks = ", ".join(
                 f"CASE WHEN jsonb_typeof(line::jsonb -> {_lit(c)}) IN ('object', 'array') "
                 f"THEN (line::jsonb -> {_lit(c)})::text ELSE line::jsonb ->> {_lit(c)} END"
                 for c in cols
             )
-            where = " WHERE btrim(line) <> ''"
-        elif f.fmt == "csv":
-            header = _csv_header(Path(f.path))
-            defs = ", ".join(f"{quote(h)} TEXT" for h in header)
-            self.execute(
-                f"CREATE TEMP TABLE _shukei_load (_n BIGINT GENERATED ALWAYS AS IDENTITY, {defs})"
-            )
-            self._copy_file(
-                f"COPY _shukei_load ({column_list(header)}) FROM STDIN (FORMAT csv, HEADER true)",
-                Path(f.path),
-            )
-            picks, where = column_list(cols), ""
-        elif f.fmt == "parquet":
+            where = " WHERE btrim(l.line) <> ''"
+        elif fmt == "csv":
+            # Only the entity's (validated) names reach the SQL; other columns are not read.
+            names = [c if c in cols else f"_ignored_{i}" for i, c in enumerate(header)]
+            defs = ", ".join(f"{quote(h)} TEXT" for h in names)
+            self.execute(f"CREATE TEMP TABLE _shukei_load ({fixed}, {defs})")
+            copy = f"COPY _shukei_load ({column_list(names)}) FROM STDIN (FORMAT csv, HEADER true)"
+            picks, where = column_list(cols, "l"), ""
+        elif fmt == "parquet":
             defs = ", ".join(f"{quote(c)} TEXT" for c in cols)
-            self.execute(
-                f"CREATE TEMP TABLE _shukei_load (_n BIGINT GENERATED ALWAYS AS IDENTITY, {defs})"
-            )
-            self._copy_parquet(Path(f.path), cols)
-            picks, where = column_list(cols), ""
+            self.execute(f"CREATE TEMP TABLE _shukei_load ({fixed}, {defs})")
+            copy = f"COPY _shukei_load ({column_list(cols)}) FROM STDIN (FORMAT csv)"
+            picks, where = column_list(cols, "l"), ""
         else:
-            raise InputError(f"unsupported input format {f.fmt!r}")
+            raise InputError(f"unsupported input format {fmt!r}")
+        for idx, f in enumerate(group):
+            self.execute("SELECT set_config('shukei.file', ?, false)", (str(idx),))
+            if fmt == "parquet":
+                self._copy_parquet(copy, Path(f.path), cols)
+            else:
+                self._copy_file(copy, Path(f.path))
+        self.execute("DROP TABLE IF EXISTS _shukei_files")
+        self.execute("CREATE TEMP TABLE _shukei_files (_f INTEGER, path TEXT)")
+        self.insert_rows("_shukei_files", [(i, f.path) for i, f in enumerate(group)])
+        if fmt == "jsonl":
+            picks = picks.replace("line::jsonb", "l.line::jsonb")
         self.execute(
             f"INSERT INTO {qualified(*table)} (_batch_id, _ingested_at, _source_file, _row_no, "
-            f"{column_list(cols)}) SELECT ?, ?, ?, row_number() OVER (ORDER BY _n), {picks} "
-            f"FROM _shukei_load{where}",
-            (*lineage, f.path),
+            f"{column_list(cols)}) SELECT ?, ?, f.path, l._n - m.first + 1, {picks} "
+            "FROM _shukei_load l JOIN _shukei_files f ON f._f = l._f "
+            "JOIN (SELECT _f, min(_n) AS first FROM _shukei_load GROUP BY _f) m ON m._f = l._f"
+            + where,
+            lineage,
         )
-        n = int(self.scalar("SELECT count(*) FROM _shukei_load" + where))
+        per_file = dict(
+            self.fetchall(
+                f"SELECT f.path, count(*) FROM _shukei_load l JOIN _shukei_files f "
+                f"ON f._f = l._f{where} GROUP BY f.path"
+            )
+        )
         self.execute("DROP TABLE _shukei_load")
-        return n
+        self.execute("DROP TABLE _shukei_files")
+        return {f.path: int(per_file.get(f.path, 0)) for f in group}
 
     def _copy_file(self, copy_sql: str, path: Path) -> None:
         opener = gzip.open if path.name.lower().endswith(".gz") else open
@@ -301,14 +328,13 @@ class PostgresEngine(Engine):
                 raise err from None
             raise InputError(f"{path}: cannot load: {_clean(exc)}") from None
 
-    def _copy_parquet(self, path: Path, cols: list[str]) -> None:
+    def _copy_parquet(self, copy_sql: str, path: Path, cols: list[str]) -> None:
         import io
 
         import pyarrow as pa
         import pyarrow.csv as pcsv
         import pyarrow.parquet as pq
 
-        copy_sql = f"COPY _shukei_load ({column_list(cols)}) FROM STDIN (FORMAT csv)"
         try:
             with self._conn.cursor() as cur, cur.copy(copy_sql) as cp:
                 for batch in pq.ParquetFile(path).iter_batches(columns=cols, batch_size=65536):
