@@ -414,7 +414,11 @@ class PostgresEngine(Engine):
 
     # -- dialect -----------------------------------------------------------------------------
     def nfkc(self, expr: str) -> str:
-        return f"normalize({expr}, NFKC)"
+        # ASCII text is already NFKC; testing that costs far less than normalize().
+        return (
+            f"(CASE WHEN octet_length({expr}) = char_length({expr}) THEN {expr} "
+            f"ELSE normalize({expr}, NFKC) END)"
+        )
 
     def regex_full(self, expr: str, pattern: str) -> str:
         return f"({expr} ~ {_lit('^(?:' + pattern + ')$')})"

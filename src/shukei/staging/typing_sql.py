@@ -67,9 +67,11 @@ def typed_select(engine: Engine, entity: Entity, where: str) -> str:
     lineage = "r._batch_id, r._source_file, r._row_no"
     inner = (
         f"SELECT {lineage}, {raw_cols}, {', '.join(clean)} "
-        f"FROM {qualified('raw', entity.name)} AS r WHERE {where}"
+        f"FROM {qualified('raw', entity.name)} AS r WHERE {where} OFFSET 0"
     )
-    mid = f"SELECT *, {', '.join(typed)} FROM ({inner}) AS c"
+    # OFFSET 0 keeps each layer a real subquery: an engine that would otherwise inline the
+    # layers (PostgreSQL) copies every cleaning expression into each place that uses it.
+    mid = f"SELECT *, {', '.join(typed)} FROM ({inner}) AS c OFFSET 0"
     reason = "concat_ws('; ', " + ", ".join(reasons) + ")" if reasons else "''"
     part = ""
     if entity.partition_column and entity.partition_from:
