@@ -6,7 +6,6 @@ from decimal import Decimal
 from pathlib import Path
 
 from conftest import query, write_entity
-
 from shukei.project import Project
 
 
