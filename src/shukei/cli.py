@@ -230,13 +230,22 @@ def ingest(
     c: Ctx, pipeline: str, inputs: tuple[str, ...], entity: str | None, as_json: bool
 ) -> None:
     """Load files or folders (CSV, Parquet, JSONL) into the raw layer, as one batch."""
-    rep = c.project.ingest(pipeline, list(inputs), entity)
+    from shukei.errors import GateBlocked
+
+    try:
+        rep = c.project.ingest(pipeline, list(inputs), entity)
+    except GateBlocked as blocked:
+        if as_json and blocked.report is not None:
+            _echo_json(blocked.report.as_dict())  # type: ignore[attr-defined]
+        raise
     if as_json:
         _echo_json(rep.as_dict())
         return
     if rep.batch_id is None:
         click.echo(f"nothing new: {len(rep.skipped)} file(s) were ingested before (same content)")
         return
+    if rep.gate is not None:
+        click.echo(rep.gate.summary())
     click.echo(
         f"batch {rep.batch_id}: {len(rep.files)} file(s), {rep.rows:,} rows into raw"
         + (f"; skipped {len(rep.skipped)} already-ingested file(s)" if rep.skipped else "")
@@ -455,6 +464,50 @@ def check(c: Ctx, pipeline: str, run_id: str | None, as_json: bool) -> None:
     failing = [r for r in rows if r["status"] != "pass"]
     if failing:
         click.echo("offending rows of the first failure: " + failing[0]["query"])
+
+
+@cli.command()
+@click.argument("pipeline")
+@click.option("--limit", type=int, default=20, show_default=True, help="Batches to show.")
+@json_option
+@pass_ctx
+def quality(c: Ctx, pipeline: str, limit: int, as_json: bool) -> None:
+    """The quality gate's history: every check's result per batch, and its trend."""
+    doc = c.project.quality(pipeline, limit)
+    if as_json:
+        _echo_json(doc)
+        return
+    if not doc["batches"]:
+        click.echo(f"no gated batches yet for {pipeline}")
+        return
+    click.echo("trend per check (latest pass rate, mean over the batches shown):")
+    arrows = {"up": "↑", "down": "↓", "flat": "→"}
+    for t in doc["trend"]:
+        click.echo(
+            f"  {t['check']:<20} {100 * t['latest']:7.2f}%  mean {100 * t['mean']:7.2f}%  "
+            f"{arrows[t['trend']]}"
+        )
+    click.echo("batches (newest first):")
+    for r in doc["batches"]:
+        if r["check"] == "*":
+            click.echo(
+                f"  batch {r['batch_id']:>4} {r['batch_status']:<8} {r['checked']:>9,} rows, "
+                f"{r['failed']:,} failed, pass rate {100 * r['pass_rate']:.2f}% "
+                f"(threshold {100 * r['threshold']:.2f}%)"
+            )
+
+
+@cli.command()
+@click.argument("pipeline")
+def schema(pipeline: str) -> None:
+    """Print the pipeline's input contract as a JSON Schema (draft-07)."""
+    from shukei.errors import UsageError
+    from shukei.pipeline.definition import load_pipeline
+
+    p = load_pipeline(pipeline)
+    if p.schema_file is None:
+        raise UsageError(f"pipeline {p.name!r} ships no JSON Schema")
+    click.echo(p.schema_file.read_text(encoding="utf-8"), nl=False)
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

@@ -58,3 +58,11 @@ class CheckFailed(ShukeiError):
 
 class RunFailed(ShukeiError):
     """A run finished with at least one failed date; the report says which and why."""
+
+
+class GateBlocked(ShukeiError):
+    """A gated batch's pass rate was below the threshold: nothing of it was loaded."""
+
+    def __init__(self, summary: str, report: object = None) -> None:
+        self.report = report
+        super().__init__(summary + "; fix the rows and ingest the batch again")

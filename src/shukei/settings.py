@@ -22,7 +22,7 @@ def _model() -> Any:
     from typing import Literal
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    from pydantic import Field, field_validator
+    from pydantic import Field, SecretStr, field_validator
     from pydantic_settings import (
         BaseSettings,
         PydanticBaseSettingsSource,
@@ -55,6 +55,21 @@ def _model() -> Any:
             pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
             description="DuckDB memory limit; beyond it DuckDB spills to disk",
         )
+        gate_threshold: float = Field(
+            0.99, ge=0, le=1, description="share of a gated batch that must pass its checks"
+        )
+        gate_min_time: str = Field(
+            "2000-01-01T00:00:00Z", description="earliest plausible event timestamp (ISO 8601)"
+        )
+        gate_max_future_hours: float = Field(
+            24, ge=0, description="how far past now an event timestamp may be, in hours"
+        )
+        alert_webhook_url: SecretStr | None = Field(
+            None, description="Slack-style incoming webhook for alerts (a secret: never printed)"
+        )
+        alert_on_success: bool = Field(False, description="also alert after a successful run")
+        alert_timeout: float = Field(5.0, gt=0, le=60, description="seconds per alert attempt")
+        alert_retries: int = Field(3, ge=1, le=10, description="attempts per alert")
         log_format: Literal["text", "json"] = "text"
         log_file: Path | None = None
         pipeline_paths: list[Path] = Field(
@@ -113,5 +128,6 @@ def _source_of(key: str, given: dict[str, Any], config_file: Path) -> str:
 
 
 def redact_url(url: str) -> str:
-    """A URL safe to print: any password is replaced by ***."""
-    return re.sub(r"(://[^/:@]*:)[^@/]*@", r"\1***@", url)
+    """A URL or libpq connection string safe to print: any password is replaced by ***."""
+    url = re.sub(r"(://[^/:@]*:)[^@/]*@", r"\1***@", url)
+    return re.sub(r"(password\s*=\s*)('[^']*'|[^&\s]*)", r"\1***", url, flags=re.IGNORECASE)

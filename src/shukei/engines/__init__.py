@@ -30,6 +30,8 @@ def connect(url: str, **options: Any) -> Engine:
 
     module, cls = SCHEMES[scheme].split(":")
     engine_cls = getattr(importlib.import_module(module), cls)
+    if options.get("read_only") and not engine_cls.CONCURRENT_READERS:
+        options["read_only"] = False  # one process at a time: a reader waits like a writer
     if scheme == "duckdb":
         options.pop("password_file", None)
     else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,7 @@ class Engine(ABC):
     NAME = "base"
     DIALECT = "duckdb"  # sqlglot dialect the engine speaks
     SUPPORTS_TRANSACTIONS = True
+    CONCURRENT_READERS = False  # can a reader work beside the writer without its lock?
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -72,7 +73,7 @@ class Engine(ABC):
     # -- bulk --------------------------------------------------------------------------------
     @abstractmethod
     def load_raw(
-        self, table: tuple[str, str], files: Sequence[RawFile], lineage: Params
+        self, table: tuple[str, ...], files: Sequence[RawFile], lineage: Params
     ) -> dict[str, int]:
         """Append every row of `files` as text to raw `table`, with lineage columns.
 
@@ -180,6 +181,14 @@ class Engine(ABC):
 
     def regex_tail(self, expr: str, pattern: str) -> str:
         """True when `expr` contains a match of `pattern` (anchor it with `$` to test the end)."""
+        raise NotImplementedError
+
+    def json_elements(self, expr: str) -> tuple[str, Callable[[str], str], str]:
+        """Rows of the JSON array in text `expr` (anything else gives no rows).
+
+        Returns (a `CROSS JOIN LATERAL ...` clause to put after the FROM item, a function giving
+        an element field's text, the element's ordinal from 1).
+        """
         raise NotImplementedError
 
     def to_instant(self, expr: str, has_offset: str, tz: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +143,7 @@ class DuckDBEngine(Engine):
 
     # -- bulk --------------------------------------------------------------------------------
     def load_raw(
-        self, table: tuple[str, str], files: Sequence[RawFile], lineage: Params
+        self, table: tuple[str, ...], files: Sequence[RawFile], lineage: Params
     ) -> dict[str, int]:
         if not files:
             return {}
@@ -238,6 +238,17 @@ class DuckDBEngine(Engine):
 
     def regex_full(self, expr: str, pattern: str) -> str:
         return f"regexp_full_match({expr}, {_literal(pattern)})"
+
+    def json_elements(self, expr: str) -> tuple[str, Callable[[str], str], str]:
+        arr = (
+            f"json_extract(CASE WHEN json_valid({expr}) AND json_type({expr}) = 'ARRAY' "
+            f"THEN {expr} ELSE '[]' END, '$[*]')"
+        )
+        lateral = (
+            "CROSS JOIN LATERAL (SELECT unnest(a) AS v, generate_subscripts(a, 1) AS n "
+            f"FROM (SELECT {arr} AS a) AS j) AS x"
+        )
+        return lateral, lambda name: f"json_extract_string(x.v, {_literal('$.' + name)})", "x.n"
 
     def regex_tail(self, expr: str, pattern: str) -> str:
         return f"regexp_matches({expr}, {_literal(pattern)})"

@@ -13,7 +13,7 @@ import contextlib
 import gzip
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ def to_psycopg(sql: str) -> str:
 class PostgresEngine(Engine):
     NAME = "postgresql"
     DIALECT = "postgres"
+    CONCURRENT_READERS = True
 
     def __init__(
         self,
@@ -233,7 +234,7 @@ class PostgresEngine(Engine):
 
     # -- bulk --------------------------------------------------------------------------------
     def load_raw(
-        self, table: tuple[str, str], files: Sequence[RawFile], lineage: Params
+        self, table: tuple[str, ...], files: Sequence[RawFile], lineage: Params
     ) -> dict[str, int]:
         # One temp table per format and header layout; each file is COPYed into it with its
         # index in a column whose DEFAULT reads a session setting, then one INSERT numbers the
@@ -248,7 +249,7 @@ class PostgresEngine(Engine):
 
     def _load_group(
         self,
-        table: tuple[str, str],
+        table: tuple[str, ...],
         fmt: str,
         header: tuple[str, ...],
         group: list[RawFile],
@@ -298,6 +299,17 @@ class PostgresEngine(Engine):
         self.insert_rows("_shukei_files", [(i, f.path) for i, f in enumerate(group)])
         if fmt == "jsonl":
             picks = picks.replace("line::jsonb", "l.line::jsonb")
+            bad = self.fetchone(
+                "SELECT f.path, l._n - m.first + 1 FROM _shukei_load l JOIN _shukei_files f "
+                "ON f._f = l._f JOIN (SELECT _f, min(_n) AS first FROM _shukei_load GROUP BY _f) m "
+                "ON m._f = l._f WHERE btrim(l.line) <> '' AND shukei.try_jsonb(l.line) IS NULL "
+                "ORDER BY l._n LIMIT 1"
+            )
+            if bad is not None:
+                raise InputError(
+                    f"{bad[0]}: line {bad[1]} is not a JSON object PostgreSQL can store "
+                    "(malformed, or holding a \\u0000 escape)"
+                )
         self.execute(
             f"INSERT INTO {qualified(*table)} (_batch_id, _ingested_at, _source_file, _row_no, "
             f"{column_list(cols)}) SELECT ?, ?, f.path, l._n - m.first + 1, {picks} "
@@ -394,6 +406,7 @@ class PostgresEngine(Engine):
             ("timestamptz", "timestamptz"),
             ("timestamp", "timestamp"),
             ("date", "date"),
+            ("jsonb", "jsonb"),
         ):
             self.execute(
                 f"CREATE OR REPLACE FUNCTION shukei.try_{name}(v text) RETURNS {typ} "
@@ -422,6 +435,14 @@ class PostgresEngine(Engine):
 
     def regex_full(self, expr: str, pattern: str) -> str:
         return f"({expr} ~ {_lit('^(?:' + pattern + ')$')})"
+
+    def json_elements(self, expr: str) -> tuple[str, Callable[[str], str], str]:
+        doc = f"shukei.try_jsonb({expr})"
+        lateral = (
+            f"CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof({doc}) = 'array' "
+            f"THEN {doc} ELSE '[]'::jsonb END) WITH ORDINALITY AS x(v, n)"
+        )
+        return lateral, lambda name: f"(x.v ->> {_lit(name)})", "x.n"
 
     def regex_tail(self, expr: str, pattern: str) -> str:
         return f"({expr} ~ {_lit(pattern)})"

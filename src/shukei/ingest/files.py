@@ -80,22 +80,22 @@ def expand(inputs: Iterable[str | Path]) -> list[Path]:
 
 def entity_of(path: Path, pipeline: Pipeline, forced: str | None) -> str:
     if forced:
-        if forced not in pipeline.entities:
+        if forced not in pipeline.input_entities:
             raise InputError(
                 f"unknown entity {forced!r} for pipeline {pipeline.name!r}; "
-                f"one of: {', '.join(pipeline.entities)}"
+                f"one of: {', '.join(pipeline.input_entities)}"
             )
         return forced
     name = path.name
     matches = [
         e
-        for e in pipeline.entities
+        for e in pipeline.input_entities
         if name.startswith(e) and (len(name) == len(e) or not (name[len(e)].isalnum()))
     ]
     if not matches:
         raise InputError(
             f"{path}: cannot tell its entity; a file name must start with one of "
-            f"{', '.join(pipeline.entities)} (or pass --entity NAME)"
+            f"{', '.join(pipeline.input_entities)} (or pass --entity NAME)"
         )
     return max(matches, key=len)
 

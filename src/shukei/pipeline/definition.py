@@ -18,7 +18,7 @@ from shukei.errors import ConfigError, UsageError
 from shukei.sql import is_identifier
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "pipelines"
-SCALAR_TYPES = ("text", "integer", "timestamp", "date", "email", "boolean")
+SCALAR_TYPES = ("text", "integer", "timestamp", "date", "email", "boolean", "json")
 _DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
 MACROS = ("@dates", "@months", "@keys")
 
@@ -49,6 +49,33 @@ class Via:
 
 
 @dataclass(frozen=True)
+class Explode:
+    """An entity derived in staging from a JSON array column of another entity's rows."""
+
+    entity: str  # the parent entity
+    column: str  # its JSON array column
+    ordinal: str  # this entity's column numbering the elements, from 1
+    where: str | None = None  # SQL filter on the parent rows
+    inherit: tuple[str, ...] = ()  # parent columns copied (besides its key and partition)
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    name: str
+    sql: str  # offending rows of @batch: SELECT _row_id FROM @batch WHERE ...
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Checks every incoming batch of `entity` must pass before anything reaches raw."""
+
+    entity: str
+    checks: tuple[GateCheck, ...]
+    threshold: float | None = None  # None: the `gate_threshold` setting
+
+
+@dataclass(frozen=True)
 class Entity:
     name: str
     key: tuple[str, ...]
@@ -58,6 +85,7 @@ class Entity:
     partition_column: str | None = None
     partition_from: str | None = None
     counted: str | None = None
+    explode: Explode | None = None
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -125,6 +153,13 @@ class Pipeline:
     checks: tuple[Check, ...] = ()
     description: str = ""
     settings: dict[str, Any] = field(default_factory=dict)
+    gate: Gate | None = None
+    schema_file: Path | None = None
+
+    @property
+    def input_entities(self) -> list[str]:
+        """Entities read from files (the others are derived in staging)."""
+        return [n for n, e in self.entities.items() if e.explode is None]
 
     @property
     def fact_entity(self) -> Entity:
@@ -242,6 +277,17 @@ class _Loader:
             for i, v in enumerate(raw.get("views") or [])
         )
         checks = tuple(self.check(i, c) for i, c in enumerate(raw.get("checks") or []))
+        for e in entities.values():
+            if e.explode and e.explode.entity not in entities:
+                raise self.fail(
+                    f"entities.{e.name}.explode", f"unknown entity {e.explode.entity!r}"
+                )
+        gate = self.gate(raw.get("gate"), entities)
+        schema_file = None
+        if raw.get("schema"):
+            schema_file = (self.root / str(raw["schema"])).resolve()
+            if not schema_file.is_file():
+                raise self.fail("schema", f"file {raw['schema']!r} not found in {self.root}")
         return Pipeline(
             name=name,
             root=self.root,
@@ -252,7 +298,31 @@ class _Loader:
             checks=checks,
             description=str(raw.get("description", "")),
             settings=dict(raw.get("settings") or {}),
+            gate=gate,
+            schema_file=schema_file,
         )
+
+    def gate(self, spec: Any, entities: dict[str, Entity]) -> Gate | None:
+        if not spec:
+            return None
+        entity = spec.get("entity")
+        if entity not in entities:
+            raise self.fail("gate.entity", f"{entity!r} is not one of the entities")
+        checks = []
+        for i, c in enumerate(spec.get("checks") or []):
+            name = self.ident(f"gate.checks[{i}].name", c.get("name"))
+            sql = str(c.get("sql", "")).strip().rstrip(";")
+            if sql.endswith(".sql"):
+                sql = self.sql_file(f"gate.checks.{name}", sql)
+            if "@batch" not in sql:
+                raise self.fail(f"gate.checks.{name}", "its SQL must read the batch (@batch)")
+            checks.append(GateCheck(name, sql, str(c.get("description", ""))))
+        if not checks:
+            raise self.fail("gate", "a gate needs at least one check")
+        threshold = spec.get("threshold")
+        if threshold is not None and not 0 <= float(threshold) <= 1:
+            raise self.fail("gate.threshold", "must be between 0 and 1")
+        return Gate(entity, tuple(checks), None if threshold is None else float(threshold))
 
     def entity(self, name: str, spec: dict[str, Any]) -> Entity:
         where = f"entities.{name}"
@@ -265,6 +335,16 @@ class _Loader:
         key = tuple(self.ident(f"{where}.key", k) for k in spec.get("key") or [])
         if not key:
             raise self.fail(where, "needs key = [column, ...]")
+        explode = None
+        if ex := spec.get("explode"):
+            explode = Explode(
+                self.ident(f"{where}.explode.entity", ex.get("entity")),
+                self.ident(f"{where}.explode.column", ex.get("column")),
+                self.ident(f"{where}.explode.ordinal", ex.get("ordinal")),
+                ex.get("where"),
+                tuple(self.ident(f"{where}.explode.inherit", c) for c in ex.get("inherit") or []),
+            )
+            spec = {**spec, "version": spec.get("version", explode.ordinal)}
         version = self.ident(f"{where}.version", spec.get("version"))
         for k in (*key, version):
             if k not in colnames:
@@ -284,7 +364,7 @@ class _Loader:
         pfrom = self.ident(f"{where}.partition.from", part.get("from")) if part else None
         if pfrom is not None and pfrom not in colnames:
             raise self.fail(f"{where}.partition.from", f"column {pfrom!r} is not declared")
-        return Entity(name, key, version, cols, via, pcol, pfrom, spec.get("counted"))
+        return Entity(name, key, version, cols, via, pcol, pfrom, spec.get("counted"), explode)
 
     def column(self, where: str, name: str, spec: Any) -> Column:
         self.ident(where, name)

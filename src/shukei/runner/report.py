@@ -157,3 +157,41 @@ def checks(engine: Engine, p: Pipeline, run_id: str | None) -> dict[str, Any]:
         ],
     )
     return {"pipeline": p.name, "results": rows}
+
+
+def quality(engine: Engine, p: Pipeline, limit: int = 20) -> dict[str, Any]:
+    """The gate's history per batch and check, newest first, with each check's trend."""
+    ensure_tables(engine, p)
+    rows = _rows(
+        engine,
+        "SELECT batch_id, check_name, checked, failed, pass_rate, passed, batch_status, "
+        "threshold, checked_at FROM shukei.quality_log WHERE pipeline = ? AND batch_id IN "
+        "(SELECT DISTINCT batch_id FROM shukei.quality_log WHERE pipeline = ? "
+        "ORDER BY batch_id DESC LIMIT ?) ORDER BY batch_id DESC, check_name",
+        (p.name, p.name, limit),
+        [
+            "batch_id",
+            "check",
+            "checked",
+            "failed",
+            "pass_rate",
+            "passed",
+            "batch_status",
+            "threshold",
+            "checked_at",
+        ],
+    )
+    trend: dict[str, dict[str, Any]] = {}
+    for r in rows:  # newest first: the first two rates of a check give its trend
+        t = trend.setdefault(r["check"], {"check": r["check"], "rates": []})
+        t["rates"].append(r["pass_rate"])
+    for t in trend.values():
+        rates = t["rates"]
+        t["latest"] = rates[0]
+        t["mean"] = sum(rates) / len(rates)
+        t["trend"] = (
+            "flat"
+            if len(rates) < 2 or abs(rates[0] - rates[1]) < 1e-9
+            else ("up" if rates[0] > rates[1] else "down")
+        )
+    return {"pipeline": p.name, "batches": rows, "trend": list(trend.values())}

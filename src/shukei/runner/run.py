@@ -53,6 +53,14 @@ class RunReport:
     checks: list[CheckOutcome] = field(default_factory=list)
     seconds: float = 0.0
 
+    def summary(self) -> str:
+        """One line for alerts: dates rebuilt, rows merged, the gate's pass rates."""
+        rows = sum(c["rows_in"] for b in self.batches.values() for c in b.values())
+        return (
+            f"run {self.run_id} succeeded: {len(self.built)} date(s) rebuilt, "
+            f"{len(self.batches)} batch(es) / {rows:,} row(s) merged in {self.seconds:.1f}s"
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
@@ -349,5 +357,7 @@ def _finish(engine: Engine, report: RunReport, started: float, error: str | None
         )
     if report.status == "success":
         log.info("run succeeded: %d date(s) rebuilt", len(report.built))
+    elif report.failed:
+        log.error("run failed: %d date(s) failed", len(report.failed))
     else:
-        log.error("run failed: %d date(s) failed", len(report.failed) or 0)
+        log.error("run failed: %s", error)

@@ -67,6 +67,20 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     ),
 ]
 
+MIGRATIONS.append(
+    (
+        2,
+        "quality log of gated batches",
+        [
+            """CREATE TABLE shukei.quality_log (
+                pipeline VARCHAR NOT NULL, batch_id BIGINT NOT NULL, check_name VARCHAR NOT NULL,
+                checked BIGINT, failed BIGINT, pass_rate DOUBLE PRECISION, passed BOOLEAN,
+                batch_status VARCHAR NOT NULL, threshold DOUBLE PRECISION,
+                checked_at TIMESTAMPTZ)""",
+        ],
+    )
+)
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
@@ -78,6 +92,7 @@ def migrate(engine: Engine) -> int:
         "version INTEGER PRIMARY KEY, description VARCHAR, applied_at TIMESTAMPTZ)"
     )
     current = int(engine.scalar("SELECT coalesce(max(version), 0) FROM shukei.schema_version"))
+    start = current
     for version, description, statements in MIGRATIONS:
         if version <= current:
             continue
@@ -89,5 +104,7 @@ def migrate(engine: Engine) -> int:
                 (version, description),
             )
         current = version
-    engine.install_functions()
+    if current != start:
+        # With the tables, so a reader (status) never rewrites them under a running writer.
+        engine.install_functions()
     return current

@@ -53,7 +53,8 @@ def pending_batches(engine: Engine, pipeline: Pipeline) -> list[int]:
 def merge_batch(engine: Engine, pipeline: Pipeline, batch_id: int) -> dict[str, EntityCounts]:
     """Merge one batch; the caller owns the transaction (and `set_context` was called)."""
     counts = {}
-    for ent in pipeline.entities.values():
+    for name in pipeline.input_entities:
+        ent = pipeline.entities[name]
         c = _merge_entity(engine, pipeline, ent, batch_id)
         if c.rows_in:
             counts[ent.name] = c
@@ -188,6 +189,9 @@ def _merge_entity(engine: Engine, p: Pipeline, ent: Entity, batch_id: int) -> En
         f"UNION ALL SELECT {cl} FROM _shukei_m WHERE _action IN ('insert', 'replace') AND _changed"
     )
     _mark_dirty(e, p, ent, batch_id)
+    for child in p.entities.values():
+        if child.explode is not None and child.explode.entity == ent.name:
+            _explode(e, p, ent, child)
     for t in ("_shukei_t", "_shukei_c", "_shukei_m", "_shukei_old", "_shukei_chg"):
         e.execute(f"DROP TABLE IF EXISTS {t}")
     counts = EntityCounts(
@@ -195,6 +199,54 @@ def _merge_entity(engine: Engine, p: Pipeline, ent: Entity, batch_id: int) -> En
     )
     log.info("merged batch %d %s: %s", batch_id, ent.name, counts.as_dict())
     return counts
+
+
+def explode_select(e: Engine, p: Pipeline, parent: Entity, child: Entity, source: str) -> str:
+    """SELECT the child rows of the parent rows in `source` (aliased p), without lineage.
+
+    The parent's key columns, its partition column and the explode's `inherit` columns are
+    copied from the parent row; the ordinal numbers the array elements from 1; every other column
+    is read from the element's field of that name, cleaned and typed like staging text.
+    """
+    from shukei.staging.typing_sql import _typed, clean_text
+
+    ex = child.explode
+    assert ex is not None
+    lateral, field, ordinal = e.json_elements(f"p.{quote(ex.column)}")
+    inherited = {*parent.key, *(c for c in [parent.partition_column] if c), *ex.inherit}
+    picks = []
+    for col in child.columns:
+        if col.name == ex.ordinal:
+            picks.append(f"{ordinal} AS {quote(col.name)}")
+        elif col.name in inherited:
+            picks.append(f"p.{quote(col.name)}")
+        else:
+            expr = _typed(e, col, f"({clean_text(e, col, field(col.name))})")[0]
+            picks.append(f"{expr} AS {quote(col.name)}")
+    where = f" WHERE {ex.where}" if ex.where else ""
+    return f"SELECT {', '.join(picks)} FROM (SELECT * FROM {source}{where}) AS p {lateral}"
+
+
+def _explode(e: Engine, p: Pipeline, parent: Entity, child: Entity) -> None:
+    """Re-derive `child`'s rows of every changed parent key from the parent's JSON array."""
+    pk = parent.key
+    changed = f"(SELECT DISTINCT {column_list(list(pk))} FROM _shukei_chg)"
+    on_t = " AND ".join(f"c.{quote(k)} = t.{quote(k)}" for k in pk)
+    e.execute(
+        f"DELETE FROM {qualified('staging', child.name)} AS t USING {changed} AS c WHERE {on_t}"
+    )
+    on_p = " AND ".join(f"c.{quote(k)} = p.{quote(k)}" for k in pk)
+    source = (
+        f"(SELECT p.* FROM {qualified('staging', parent.name)} AS p JOIN {changed} AS c "
+        f"ON {on_p}) AS s"
+    )
+    rows = explode_select(e, p, parent, child, source)
+    # Lineage: the parent row's (the select copies it as p._batch_id etc.).
+    rows = rows.replace("SELECT ", "SELECT p._batch_id, p._source_file, p._row_no, ", 1)
+    e.execute(
+        f"INSERT INTO {qualified('staging', child.name)} (_batch_id, _source_file, _row_no, "
+        f"{column_list(list(child.column_names))}) {rows}"
+    )
 
 
 def _fact_rows_reached(p: Pipeline, ent: Entity) -> str | None:
@@ -235,7 +287,7 @@ def _mark_dirty(e: Engine, p: Pipeline, ent: Entity, batch_id: int) -> None:
 
 def _check_conservation(e: Engine, p: Pipeline, batch_id: int) -> None:
     """Every raw row of the batch sits in exactly one of current, superseded, quarantine."""
-    for n in p.entities:
+    for n in p.input_entities:
         places = " UNION ALL ".join(
             f"SELECT _source_file, _row_no FROM {qualified('staging', t)} WHERE _batch_id = ?"
             for t in (n, n + "_superseded", n + "_quarantine")

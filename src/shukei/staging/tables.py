@@ -27,6 +27,7 @@ def sql_type(col: Column) -> str:
         "timestamp": "TIMESTAMPTZ",
         "date": "DATE",
         "boolean": "BOOLEAN",
+        "json": "VARCHAR",
     }[col.type]
 
 
@@ -42,6 +43,14 @@ def ensure_tables(engine: Engine, pipeline: Pipeline) -> None:
     migrate(engine)
     for name, ent in pipeline.entities.items():
         raw_cols = ", ".join(f"{quote(c)} VARCHAR" for c in ent.column_names)
+        if ent.explode is not None:  # derived in staging from its parent: no raw table
+            typed = ", ".join(f"{quote(c)} {t}" for c, t in typed_columns(ent, pipeline))
+            engine.execute(
+                f"CREATE TABLE IF NOT EXISTS {qualified('staging', name)} ({typed}, "
+                "_batch_id BIGINT NOT NULL, _source_file VARCHAR NOT NULL, _row_no BIGINT NOT NULL)"
+            )
+            engine.ensure_index(("staging", name), list(ent.key), unique=True)
+            continue
         engine.execute(
             f"CREATE TABLE IF NOT EXISTS {qualified('raw', name)} (_batch_id BIGINT NOT NULL, "
             f"_ingested_at TIMESTAMPTZ NOT NULL, _source_file VARCHAR NOT NULL, "

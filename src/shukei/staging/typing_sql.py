@@ -15,10 +15,12 @@ from shukei.sql import qualified, quote
 TZ = "(SELECT tz FROM _shukei_ctx)"
 _ISO_TS = (
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
-    r"(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)?)?"
+    r"(Z|z|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)?)?"
 )
 # An offset after a time of day (a bare date's "-01" is not one).
-_OFFSET = r"[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+_OFFSET = (
+    r"[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?(Z|z|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)$"
+)
 _DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
 _INT = r"[+-]?[0-9]{1,18}"
 _EMAIL = r"[a-z0-9._%+'-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}"
@@ -37,14 +39,23 @@ def _num(value: object) -> str:
     return format(value, "f")
 
 
-def typed_select(engine: Engine, entity: Entity, where: str) -> str:
-    """SELECT lineage, raw text, typed value per column and `_reason` from raw rows in `where`."""
+def clean_text(engine: Engine, col: Column, expr: str) -> str:
+    """NFKC (not for JSON documents), trimmed, NULL when empty."""
+    norm = expr if col.type == "json" else engine.nfkc(expr)
+    return f"NULLIF({engine.trim(norm)}, '')"
+
+
+def typed_select(engine: Engine, entity: Entity, where: str, source: str | None = None) -> str:
+    """SELECT lineage, raw text, typed value per column and `_reason` from raw rows in `where`.
+
+    `source` is the table to read (default `raw.<entity>`), e.g. an incoming batch at the gate.
+    """
     e = engine
     clean, typed, reasons = [], [], []
     for col in entity.columns:
         r = quote(col.name)
         t = quote(col.name + "__t")
-        clean.append(f"NULLIF({e.trim(e.nfkc('r.' + r))}, '') AS {t}")
+        clean.append(f"{clean_text(e, col, 'r.' + r)} AS {t}")
         expr, strict = _typed(engine, col, t)
         v = quote(col.name + "__v")
         typed.append(f"{expr} AS {v}")
@@ -67,7 +78,7 @@ def typed_select(engine: Engine, entity: Entity, where: str) -> str:
     lineage = "r._batch_id, r._source_file, r._row_no"
     inner = (
         f"SELECT {lineage}, {raw_cols}, {', '.join(clean)} "
-        f"FROM {qualified('raw', entity.name)} AS r WHERE {where} OFFSET 0"
+        f"FROM {source or qualified('raw', entity.name)} AS r WHERE {where} OFFSET 0"
     )
     # OFFSET 0 keeps each layer a real subquery: an engine that would otherwise inline the
     # layers (PostgreSQL) copies every cleaning expression into each place that uses it.
@@ -83,7 +94,7 @@ def typed_select(engine: Engine, entity: Entity, where: str) -> str:
 def _typed(engine: Engine, col: Column, t: str) -> tuple[str, bool]:
     """(typed expression, strict): a strict expression is NULL when present text is invalid."""
     e = engine
-    if col.type == "text":
+    if col.type in ("text", "json"):
         return (f"lower({t})" if col.lower else t), False
     if col.type == "email":
         low = f"lower({t})"
