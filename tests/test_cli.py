@@ -514,8 +514,10 @@ def test_diff_before_any_run(tmp_path: Path, wh: Path) -> None:
 def test_pipelines_lists_sales() -> None:
     res = run_cli("pipelines")
     assert res.returncode == 0, res.stderr
-    assert res.stdout.startswith("sales:")
+    heads = [line.split(":")[0] for line in res.stdout.splitlines() if not line.startswith(" ")]
+    assert heads == ["events", "sales"]  # the built-in pipelines, by name
     assert "daily_sales" in res.stdout
+    assert "mart_funnel_daily" in res.stdout
 
     js = run_cli("pipelines", "--json")
     assert js.returncode == 0, js.stderr
