@@ -220,6 +220,51 @@ def generate_sales_cmd(
     click.echo(f"wrote {s.files} files to {s.out}: {rows}")
 
 
+@generate.command("events")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--start", required=True, callback=_parse_date, help="First event date (YYYY-MM-DD).")
+@click.option("--days", type=click.IntRange(1, 3660), default=7, show_default=True)
+@click.option("--users", type=click.IntRange(1), default=1000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--sessions-per-user-day", type=click.FloatRange(0), default=0.3, show_default=True)
+@click.option("--late-rate", type=click.FloatRange(0, 1), default=0.01, show_default=True)
+@click.option("--duplicate-rate", type=click.FloatRange(0, 1), default=0.005, show_default=True)
+@click.option("--invalid-rate", type=click.FloatRange(0, 1), default=0.005, show_default=True)
+@click.option("--gzip", "gz", is_flag=True, help="Write .jsonl.gz files.")
+def generate_events_cmd(
+    out: Path,
+    start: date,
+    days: int,
+    users: int,
+    seed: int,
+    sessions_per_user_day: float,
+    late_rate: float,
+    duplicate_rate: float,
+    invalid_rate: float,
+    gz: bool,
+) -> None:
+    """Behaviour events in date-partitioned folders: OUT/YYYY-MM-DD/events_....jsonl"""
+    from shukei.generate.events import generate_events
+
+    s = generate_events(
+        out,
+        start=start,
+        days=days,
+        users=users,
+        seed=seed,
+        sessions_per_user_day=sessions_per_user_day,
+        late_rate=late_rate,
+        duplicate_rate=duplicate_rate,
+        invalid_rate=invalid_rate,
+        gzip=gz,
+    )
+    invalid = sum(s.invalid.values())
+    click.echo(
+        f"wrote {s.files} files to {s.out}: {s.events:,} events ({invalid:,} invalid, "
+        f"{s.duplicates:,} duplicates, {s.late:,} late)"
+    )
+
+
 @cli.command()
 @click.argument("pipeline")
 @click.argument("inputs", nargs=-1, required=True)
