@@ -24,7 +24,9 @@ What the data looks like (the input contract, see the constants below):
 Dirt, each kind switched off by a rate of 0 (all three 0: valid, unique, on-time events):
 
 * ``late_rate``: share of valid events delivered 1-3 days after their timestamp's date (at most
-  on the last day, so events of the last day are never late).
+  on the last day, so events of the last day are never late).  Delivery keeps what a file-by-file
+  consumer needs: a purchase is never delivered before its session's add_to_cart events (behind
+  a late cart it is late too), so the late share is slightly above the rate.
 * ``duplicate_rate``: share of valid events written a second time as an exact copy of the line,
   later in the same file (half of them) or one or two files later.
 * ``invalid_rate`` (at most 0.1): share of extra *invalid* events among all distinct events.
@@ -32,7 +34,9 @@ Dirt, each kind switched off by a rate of 0 (all three 0: valid, unique, on-time
   in :data:`CHECK_RULES`.  An invalid event is an extra event (it never replaces a valid one, so
   valid events stay valid when it is filtered out), sits in an existing session right after one
   of its events (one second later) or — for an unknown platform or an ios/android desktop — in a
-  new one-event session, is delivered on time and is never duplicated.  At most one invalid event
+  new one-event session, is never duplicated, and is delivered on time but never before the
+  session events preceding it (so a consumer checking file by file already has the session's
+  first event and carts; behind a late event it is late too).  At most one invalid event
   joins a session; a day short of suitable sessions writes fewer (the summary counts what was
   written).
 
@@ -182,6 +186,8 @@ _JST = 9 * 3600
 _ID_BITS = 48  # event ids are E + 12 hex digits
 _INJECTED_BASE = 1 << 47  # counter range of invalid events (valid ones stay below)
 _FKEY_SHIFT = 1 << 34  # delivery-order key: deliv * _FKEY_SHIFT + arrival offset
+_REL_BITS = 17  # seconds of arrival within a delivery day (+ a few ordering steps)
+_SESSION_SHIFT = 20  # > _REL_BITS + bits of (delivery day - business day) <= 4
 _MIN_YEAR, _MAX_YEAR = 2000, 2099
 _MAX_DAYS = 36500
 
@@ -336,7 +342,7 @@ class EventsGenSummary:
     dates: list[date]  # delivery days, one file each
     invalid: dict[str, int]  # invalid events written, per INVALID_CHECKS name
     duplicates: int  # exact duplicate lines
-    late: int  # valid events delivered after their timestamp's Tokyo date
+    late: int  # events with a readable timestamp delivered after its Tokyo date (distinct lines)
 
 
 # --------------------------------------------------------------------------------------------
@@ -671,7 +677,58 @@ def _make_late(x: _Ctx, i: int, ev: Cols, rate: float) -> None:
     when = rng.integers(0, _DAY, size=n)
     ev["deliv"] = np.where(late, np.minimum(deliv + delay, x.days - 1), deliv)
     ev["arrival"] = np.where(late, x.day0 + ev["deliv"] * _DAY + when, arrival)
-    x.late += int(late.sum())
+
+
+def _relkey(x: _Ctx, i: int, deliv: Arr, arrival: Arr) -> Arr:
+    """Delivery order as one integer relative to business day ``i`` (< 2**_REL_BITS per day)."""
+    rel: Arr = ((deliv - i) << _REL_BITS) + (arrival - (x.day0 + deliv * _DAY))
+    return rel
+
+
+def _from_relkey(x: _Ctx, i: int, rel: Arr) -> tuple[Arr, Arr]:
+    deliv = i + (rel >> _REL_BITS)
+    return deliv, x.day0 + deliv * _DAY + (rel & ((1 << _REL_BITS) - 1))
+
+
+def _hold_purchases(x: _Ctx, i: int, t: _Truth) -> None:
+    """A purchase is never delivered before its session's add_to_cart events.
+
+    Why: a consumer that checks the funnel file by file (as the pipeline's gate does) must
+    already have the carts when the purchase arrives, or a valid purchase would look invalid.
+    A purchase behind a late cart becomes late itself (same delivery, just after the cart).
+    """
+    import numpy as np
+
+    ev = t.ev
+    rel = _relkey(x, i, ev["deliv"], ev["arrival"])
+    sess = ev["sn"] - 1
+    cart = ev["etype"] == _CART
+    cart_max = np.full(t.s_user.size, -1, np.int64)
+    np.maximum.at(cart_max, sess[cart], rel[cart])
+    p = np.flatnonzero(ev["etype"] == _PURCH)
+    ev["deliv"][p], ev["arrival"][p] = _from_relkey(x, i, np.maximum(rel[p], cart_max[sess[p]] + 1))
+
+
+def _deliver_injected(x: _Ctx, i: int, t: _Truth, inj: Cols, anchor: Arr) -> None:
+    """Deliver invalid events on time, but never before the session events preceding them.
+
+    Why: a file-by-file consumer then already holds the session's first event (platform
+    reference) and earlier carts (funnel) when it meets the invalid event, so the event still
+    fails only its own check.  Rows in new sessions (``anchor`` < 0) are simply on time.
+    """
+    import numpy as np
+
+    deliv, arrival = _deliver_on_time(x, inj["ts"])
+    rel = _relkey(x, i, deliv, arrival)
+    ev = t.ev
+    if ev["ts"].size:
+        sess = ev["sn"] - 1
+        block = sess << _SESSION_SHIFT
+        prefix = np.maximum.accumulate(block + _relkey(x, i, ev["deliv"], ev["arrival"])) - block
+        hosted = anchor >= 0
+        safe = np.where(hosted, anchor, 0)
+        rel = np.where(hosted, np.maximum(rel, prefix[safe] + 1), rel)
+    inj["deliv"], inj["arrival"] = _from_relkey(x, i, rel)
 
 
 def _recipe_tables() -> tuple[Arr, Arr, Arr, Arr, Arr, Arr]:
@@ -689,10 +746,11 @@ def _recipe_tables() -> tuple[Arr, Arr, Arr, Arr, Arr, Arr]:
     return first, count, types, n_types, host, variant
 
 
-def _invalid_events(x: _Ctx, i: int, t: _Truth, rate: float) -> tuple[Cols, Cols]:
+def _invalid_events(x: _Ctx, i: int, t: _Truth, rate: float) -> tuple[Cols, Cols, Arr]:
     """Extra events of day ``i`` that each break exactly one check, with their items.
 
-    Rows carry ``recipe`` (index into ``_RECIPES``) and ``vd`` (random bits for sub-choices).
+    Rows carry ``recipe`` (index into ``_RECIPES``) and ``vd`` (random bits for sub-choices);
+    also returned: each row's anchor (the valid event it follows, -1 in a new session).
     Numeric faults are applied here, textual ones in :func:`_apply_invalid`; the id reused by
     ``duplicate_event_id`` events is set by :func:`_reuse_ids` once delivery order is known.
     """
@@ -797,7 +855,7 @@ def _invalid_events(x: _Ctx, i: int, t: _Truth, rate: float) -> tuple[Cols, Cols
     inj["dev"] = np.where(desk, _DESKTOP, inj["dev"])
     inj["ctr"] = _INJECTED_BASE + x.next_injected + np.arange(m, dtype=np.int64)
     x.next_injected += m
-    return inj, items
+    return inj, items, np.where(new, -1, anchor)
 
 
 def _reuse_ids(x: _Ctx, i: int, ev: Cols, inj: Cols) -> Arr:
@@ -840,9 +898,10 @@ def _day_lines(x: _Ctx, i: int, rates: tuple[float, float, float]) -> _Part:
     ev["recipe"] = np.full(n, -1, np.int64)
     ev["vd"] = np.zeros(n, np.int64)
     _make_late(x, i, ev, late_rate)
+    _hold_purchases(x, i, t)
 
-    inj, inj_items = _invalid_events(x, i, t, invalid_rate)
-    inj["deliv"], inj["arrival"] = _deliver_on_time(x, inj["ts"])
+    inj, inj_items, anchor = _invalid_events(x, i, t, invalid_rate)
+    _deliver_injected(x, i, t, inj, anchor)
     keep = _reuse_ids(x, i, ev, inj)
     if not keep.all():
         remap = np.cumsum(keep) - 1
@@ -856,6 +915,13 @@ def _day_lines(x: _Ctx, i: int, rates: tuple[float, float, float]) -> _Part:
 
     inj_items["owner"] = inj_items["owner"] + n
     rows = _concat([ev, inj])
+    # Late: delivered after the timestamp's Tokyo date, counted where a reader can see it.
+    variant = np.where(rows["recipe"] >= 0, np.array([r[1] for r in _RECIPES])[rows["recipe"]], -1)
+    unreadable = np.isin(variant, (_R_BADTS, _R_OLDTS, _R_FUTURETS)) | (
+        (variant == _R_REQ) & (_req_target(rows["etype"], rows["vd"]) == _FIELDS.index("timestamp"))
+    )
+    tsday = (rows["ts"] - x.day0) // _DAY
+    x.late += int(((rows["deliv"] > tsday) & ~unreadable).sum())
     lines = _render(rows, _concat([items, inj_items]), x.id_key)
 
     rng = _rng(x.seed, _K_DUP, i)
@@ -1159,6 +1225,18 @@ def _render(c: Cols, items: Cols, id_key: int) -> pa.Array:
     return _join("{", body, "}\n")
 
 
+def _req_target(etype: Arr, vd: Arr) -> Arr:
+    """For ``required_fields`` events: the index in ``_FIELDS`` of the field to drop or null."""
+    import numpy as np
+
+    names = [REQUIRED_FIELDS[t] for t in EVENT_TYPES]
+    width = max(len(x) for x in names)
+    table = np.array([[_FIELDS.index(x) for x in r] + [0] * (width - len(r)) for r in names])
+    n_req = np.array([len(r) for r in names])
+    target: Arr = table[etype, vd % n_req[etype]]
+    return target
+
+
 def _apply_invalid(c: Cols, f: dict[str, pa.Array], ts_text: pa.Array) -> None:
     """String-level breakage of invalid rows: dropped/null fields, unknown values, bad times."""
     import numpy as np
@@ -1177,11 +1255,7 @@ def _apply_invalid(c: Cols, f: dict[str, pa.Array], ts_text: pa.Array) -> None:
 
     req = variant == _R_REQ
     if req.any():
-        names = [REQUIRED_FIELDS[t] for t in EVENT_TYPES]
-        width = max(len(x) for x in names)
-        table = np.array([[_FIELDS.index(x) for x in r] + [0] * (width - len(r)) for r in names])
-        n_req = np.array([len(r) for r in names])
-        target = table[c["etype"], vd % n_req[c["etype"]]]
+        target = _req_target(c["etype"], vd)
         as_null = (vd >> 5) % 2 == 1
         for j, name in enumerate(_FIELDS):
             mask = req & (target == j)

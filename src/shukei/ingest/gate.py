@@ -18,7 +18,6 @@ from shukei.engines.base import Engine, RawFile
 from shukei.pipeline.definition import Gate, Pipeline
 from shukei.sql import column_list, qualified, quote
 from shukei.staging.merge import explode_select
-from shukei.staging.tables import typed_columns
 from shukei.staging.typing_sql import typed_select
 
 log = logging.getLogger("shukei.gate")
@@ -189,8 +188,3 @@ def run_gate(
         "FROM _shukei_gate_fail GROUP BY _row_id) AS f ON f._row_id = g._row_id"
     )
     return result
-
-
-def typed_batch_columns(p: Pipeline, gate: Gate) -> list[tuple[str, str]]:
-    """The columns gate checks can read from @batch (besides _row_id and lineage)."""
-    return typed_columns(p.entities[gate.entity], p)
