@@ -277,12 +277,16 @@ def ingest(
     """Load files or folders (CSV, Parquet, JSONL) into the raw layer, as one batch."""
     from shukei.errors import GateBlocked
 
+    progress = None if as_json else _progress_bar("reading files")
     try:
-        rep = c.project.ingest(pipeline, list(inputs), entity)
+        rep = c.project.ingest(pipeline, list(inputs), entity, progress=progress)
     except GateBlocked as blocked:
         if as_json and blocked.report is not None:
             _echo_json(blocked.report.as_dict())  # type: ignore[attr-defined]
         raise
+    finally:
+        if progress is not None:
+            progress.close()
     if as_json:
         _echo_json(rep.as_dict())
         return
@@ -326,7 +330,7 @@ def run(
 ) -> None:
     """Rebuild every missing or stale date (or the dates asked for), atomically per date."""
     project = c.project
-    progress = None if as_json else _progress_bar()
+    progress = None if as_json else _progress_bar("rebuilding dates")
     try:
         rep = project.run(
             pipeline, list(dates) or None, start_date, end_date, full_refresh, progress=progress
@@ -348,7 +352,8 @@ def run(
 class _Bar:
     """A rich progress bar on stderr, only when it is a terminal."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: str) -> None:
+        self._label = label
         self._progress: Any = None
         self._task: Any = None
 
@@ -360,7 +365,7 @@ class _Bar:
 
             self._progress = Progress(transient=True)
             self._progress.start()
-            self._task = self._progress.add_task("rebuilding dates", total=total)
+            self._task = self._progress.add_task(self._label, total=total)
         self._progress.update(self._task, completed=done)
 
     def close(self) -> None:
@@ -368,8 +373,8 @@ class _Bar:
             self._progress.stop()
 
 
-def _progress_bar() -> _Bar | None:
-    return _Bar() if sys.stderr.isatty() else None
+def _progress_bar(label: str) -> _Bar | None:
+    return _Bar(label) if sys.stderr.isatty() else None
 
 
 def _print_run(rep: Any) -> None:

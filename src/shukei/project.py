@@ -65,7 +65,13 @@ class Project:
         assert version == SCHEMA_VERSION
         return {"schema_version": version, "pipelines": names}
 
-    def ingest(self, pipeline: str, inputs: Sequence[str | Path], entity: str | None = None) -> Any:
+    def ingest(
+        self,
+        pipeline: str,
+        inputs: Sequence[str | Path],
+        entity: str | None = None,
+        progress: Progress | None = None,
+    ) -> Any:
         """Load files as one batch; a gated pipeline's batch may be blocked (GateBlocked)."""
         from shukei.alerts import send_alert
         from shukei.errors import GateBlocked
@@ -77,7 +83,7 @@ class Project:
             s.gate_threshold, _instant(s.gate_min_time), s.gate_max_future_hours, s.timezone
         )
         with self.engine() as eng:
-            report = ingest(eng, p, inputs, entity, gate)
+            report = ingest(eng, p, inputs, entity, gate, progress)
         if report.gate is not None and report.gate.blocked:
             summary = report.gate.summary()
             send_alert(s, f":no_entry: shukei {p.name}: {summary}")

@@ -10,7 +10,7 @@ import gzip
 import hashlib
 import io
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,10 +148,17 @@ def sha256_of(path: Path) -> str:
 
 
 def discover(
-    inputs: Iterable[str | Path], pipeline: Pipeline, entity: str | None
+    inputs: Iterable[str | Path],
+    pipeline: Pipeline,
+    entity: str | None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[InputFile]:
+    """Every input file with its entity, format, header and fingerprint (headers only read)."""
     files = []
-    for path in expand(inputs):
+    paths = expand(inputs)
+    for i, path in enumerate(paths, start=1):
+        if progress:
+            progress(i, len(paths))
         fmt = _fmt_of(path)
         assert fmt is not None
         ent = entity_of(path, pipeline, entity)

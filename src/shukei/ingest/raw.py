@@ -7,7 +7,7 @@ reported; the batch, its files and their raw rows commit together or not at all.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -61,9 +61,10 @@ def ingest(
     inputs: Iterable[str | Path],
     entity: str | None = None,
     gate: GateSettings | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> IngestReport:
     """Load the files as one batch. A gated entity's rows pass the pipeline's gate first."""
-    files = discover(inputs, pipeline, entity)
+    files = discover(inputs, pipeline, entity, progress)
     ensure_tables(engine, pipeline)
     known = {
         r[0]
