@@ -229,7 +229,7 @@ def generate_sales_cmd(
 @click.option("--sessions-per-user-day", type=click.FloatRange(0), default=0.3, show_default=True)
 @click.option("--late-rate", type=click.FloatRange(0, 1), default=0.01, show_default=True)
 @click.option("--duplicate-rate", type=click.FloatRange(0, 1), default=0.005, show_default=True)
-@click.option("--invalid-rate", type=click.FloatRange(0, 1), default=0.005, show_default=True)
+@click.option("--invalid-rate", type=click.FloatRange(0, 0.1), default=0.005, show_default=True)
 @click.option("--gzip", "gz", is_flag=True, help="Write .jsonl.gz files.")
 def generate_events_cmd(
     out: Path,

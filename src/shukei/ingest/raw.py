@@ -16,7 +16,7 @@ from shukei.engines.base import Engine, RawFile
 from shukei.ingest.files import discover
 from shukei.ingest.gate import GateResult, run_gate
 from shukei.pipeline.definition import Pipeline
-from shukei.staging.merge import set_context
+from shukei.staging.merge import merge_batch, pending_batches, set_context
 from shukei.staging.tables import ensure_tables
 
 log = logging.getLogger("shukei.ingest")
@@ -84,6 +84,13 @@ def ingest(
         return report
     now = datetime.now(UTC)
     gs = gate or GateSettings()
+    if pipeline.gate is not None:
+        # The gate compares a batch with what is loaded (duplicates, funnels, sessions), so
+        # batches loaded earlier are merged into staging first.
+        set_context(engine, gs.timezone)
+        for pending in pending_batches(engine, pipeline):
+            with engine.transaction():
+                merge_batch(engine, pipeline, pending)
     with engine.transaction():
         batch_id = int(
             engine.scalar(
