@@ -183,6 +183,10 @@ class Engine(ABC):
         """True when `expr` contains a match of `pattern` (anchor it with `$` to test the end)."""
         raise NotImplementedError
 
+    def bucket(self, exprs: Sequence[str], n: str) -> str:
+        """A bucket number in [0, n) for the values of `exprs` (n is SQL, e.g. `?`)."""
+        raise NotImplementedError
+
     def json_elements(self, expr: str) -> tuple[str, Callable[[str], str], str]:
         """Rows of the JSON array in text `expr` (anything else gives no rows).
 

@@ -239,6 +239,9 @@ class DuckDBEngine(Engine):
     def regex_full(self, expr: str, pattern: str) -> str:
         return f"regexp_full_match({expr}, {_literal(pattern)})"
 
+    def bucket(self, exprs: Sequence[str], n: str) -> str:
+        return f"CAST(hash({', '.join(exprs)}) % CAST({n} AS UBIGINT) AS BIGINT)"
+
     def json_elements(self, expr: str) -> tuple[str, Callable[[str], str], str]:
         arr = (
             f"json_extract(CASE WHEN json_valid({expr}) AND json_type({expr}) = 'ARRAY' "

@@ -436,6 +436,10 @@ class PostgresEngine(Engine):
     def regex_full(self, expr: str, pattern: str) -> str:
         return f"({expr} ~ {_lit('^(?:' + pattern + ')$')})"
 
+    def bucket(self, exprs: Sequence[str], n: str) -> str:
+        joined = "concat_ws(chr(31), " + ", ".join(exprs) + ")"
+        return f"((hashtext({joined})::bigint & 2147483647) % CAST({n} AS BIGINT))"
+
     def json_elements(self, expr: str) -> tuple[str, Callable[[str], str], str]:
         doc = f"shukei.try_jsonb({expr})"
         lateral = (

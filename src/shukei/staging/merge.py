@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from shukei.engines.base import Engine
 from shukei.errors import CheckFailed
 from shukei.pipeline.definition import Entity, Pipeline
 from shukei.sql import column_list, qualified, quote
 from shukei.staging.tables import typed_columns
-from shukei.staging.typing_sql import typed_select
+from shukei.staging.typing_sql import clean_text, typed_select
 
 log = logging.getLogger("shukei.staging")
+
+SLICE_ROWS = 2_000_000  # raw rows merged at once, at most about
 
 
 @dataclass
@@ -93,6 +96,30 @@ def _merge_entity(engine: Engine, p: Pipeline, ent: Entity, batch_id: int) -> En
     )
     if not rows_in:
         return EntityCounts()
+    # A big batch is merged in slices of whole keys (a hash of the cleaned key), so every version
+    # of a key meets in one slice while memory stays bounded; all slices share the transaction.
+    slices = max(1, -(-rows_in // SLICE_ROWS))
+    total = EntityCounts(rows_in)
+    for i in range(slices):
+        where, params = "r._batch_id = ?", [batch_id]
+        if slices > 1:
+            cleaned = [clean_text(e, ent.column(k), f"r.{quote(k)}") for k in ent.key]
+            where += f" AND {e.bucket(cleaned, '?')} = ?"
+            params += [slices, i]
+        c = _merge_slice(e, p, ent, batch_id, where, params)
+        total.rows_used += c.rows_used
+        total.rows_superseded += c.rows_superseded
+        total.rows_duplicate += c.rows_duplicate
+        total.rows_quarantined += c.rows_quarantined
+    log.info("merged batch %d %s: %s", batch_id, ent.name, total.as_dict())
+    return total
+
+
+def _merge_slice(
+    e: Engine, p: Pipeline, ent: Entity, batch_id: int, where: str, params: list[Any]
+) -> EntityCounts:
+    """Merge the raw rows of one batch matching `where` (whole keys); see the module docstring."""
+    n = ent.name
     key, ver = ent.key, quote(ent.version)
     cols = [c for c, _ in typed_columns(ent, p)]
     cl = column_list(cols)
@@ -105,9 +132,7 @@ def _merge_entity(engine: Engine, p: Pipeline, ent: Entity, batch_id: int) -> En
     keys_on = " AND ".join(f"a.{quote(k)} = b.{quote(k)}" for k in key)
 
     e.execute("DROP TABLE IF EXISTS _shukei_t")
-    e.execute(
-        f"CREATE TEMP TABLE _shukei_t AS {typed_select(e, ent, 'r._batch_id = ?')}", (batch_id,)
-    )
+    e.execute(f"CREATE TEMP TABLE _shukei_t AS {typed_select(e, ent, where)}", params)
     e.execute(
         f"INSERT INTO {quar} ({lineage}, {column_list(list(ent.column_names))}, _reason) "
         f"SELECT {lineage}, {column_list(list(ent.column_names))}, _reason FROM _shukei_t "
@@ -194,11 +219,9 @@ def _merge_entity(engine: Engine, p: Pipeline, ent: Entity, batch_id: int) -> En
             _explode(e, p, ent, child)
     for t in ("_shukei_t", "_shukei_c", "_shukei_m", "_shukei_old", "_shukei_chg"):
         e.execute(f"DROP TABLE IF EXISTS {t}")
-    counts = EntityCounts(
-        rows_in, used, lost_in_batch - dup_in_batch + older, dup_in_batch + dup, quarantined
+    return EntityCounts(
+        0, used, lost_in_batch - dup_in_batch + older, dup_in_batch + dup, quarantined
     )
-    log.info("merged batch %d %s: %s", batch_id, ent.name, counts.as_dict())
-    return counts
 
 
 def explode_select(e: Engine, p: Pipeline, parent: Entity, child: Entity, source: str) -> str:
