@@ -155,6 +155,7 @@ class Pipeline:
     settings: dict[str, Any] = field(default_factory=dict)
     gate: Gate | None = None
     schema_file: Path | None = None
+    fingerprint: str = ""  # of pipeline.toml and the SQL it names: a change re-stages and rebuilds
 
     @property
     def input_entities(self) -> list[str]:
@@ -212,7 +213,18 @@ def load_pipeline(name_or_path: str, search: list[Path] | None = None) -> Pipeli
         raw = tomllib.loads(toml_path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{toml_path}: {exc}") from exc
-    return _Loader(root, toml_path).pipeline(raw)
+    pipeline = _Loader(root, toml_path).pipeline(raw)
+    import dataclasses
+    import hashlib
+
+    h = hashlib.sha256(toml_path.read_bytes())
+    for text in (
+        [m.sql for m in pipeline.marts]
+        + [v.sql for v in pipeline.views]
+        + ([c.sql for c in pipeline.gate.checks] if pipeline.gate else [])
+    ):
+        h.update(text.encode())
+    return dataclasses.replace(pipeline, fingerprint=h.hexdigest()[:16])
 
 
 class _Loader:

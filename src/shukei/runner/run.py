@@ -8,7 +8,6 @@ keep their previous content while every other date is rebuilt.
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import os
 import secrets
@@ -96,13 +95,8 @@ def chunks(dates: list[date], size: int) -> list[list[date]]:
 
 
 def definition_hash(pipeline: Pipeline) -> str:
-    """A fingerprint of everything that shapes staging and marts."""
-    h = hashlib.sha256()
-    for e in pipeline.entities.values():
-        h.update(repr(e).encode())
-    for m in pipeline.marts:
-        h.update(repr(m).encode())
-    return h.hexdigest()[:16]
+    """A fingerprint of the pipeline's files (not of shukei's code, so upgrades keep state)."""
+    return pipeline.fingerprint
 
 
 def _prepare(engine: Engine, p: Pipeline, timezone: str, full_refresh: bool) -> None:
