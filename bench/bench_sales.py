@@ -46,10 +46,12 @@ WITH ro AS (
     FROM raw.orders),
 o AS (
     SELECT order_id, status,
-           CASE WHEN regexp_matches(c, '[T ][0-9:.]+(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$')
+           CASE WHEN NOT regexp_full_match(c, '[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|z|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)?)?') THEN NULL
+                WHEN regexp_matches(c, '[T ][0-9:.]+(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$')
                 THEN TRY_CAST(c AS TIMESTAMPTZ)
                 ELSE timezone('Asia/Tokyo', TRY_CAST(c AS TIMESTAMP)) END AS created,
-           CASE WHEN regexp_matches(u, '[T ][0-9:.]+(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$')
+           CASE WHEN NOT regexp_full_match(u, '[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|z|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)?)?') THEN NULL
+                WHEN regexp_matches(u, '[T ][0-9:.]+(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$')
                 THEN TRY_CAST(u AS TIMESTAMPTZ)
                 ELSE timezone('Asia/Tokyo', TRY_CAST(u AS TIMESTAMP)) END AS updated,
            _batch_id, _source_file, _row_no
@@ -69,7 +71,8 @@ i AS (
            CASE WHEN regexp_full_match(p, '[+-]?[0-9]{1,16}(\.[0-9]{1,2})?')
                 THEN TRY_CAST(p AS DECIMAL(18,2)) END AS unit_price,
            CASE WHEN regexp_full_match(l, '[+-]?[0-9]+') THEN TRY_CAST(l AS BIGINT) END AS line_no,
-           CASE WHEN regexp_matches(u, '[T ][0-9:.]+(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$')
+           CASE WHEN NOT regexp_full_match(u, '[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|z|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)?)?') THEN NULL
+                WHEN regexp_matches(u, '[T ][0-9:.]+(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$')
                 THEN TRY_CAST(u AS TIMESTAMPTZ)
                 ELSE timezone('Asia/Tokyo', TRY_CAST(u AS TIMESTAMP)) END AS updated,
            _batch_id, _source_file, _row_no
@@ -94,7 +97,8 @@ FROM f GROUP BY 1
 PG_HELPERS = """
 CREATE OR REPLACE FUNCTION public.b_ts(v text, tz text) RETURNS timestamptz LANGUAGE plpgsql
 IMMUTABLE AS $$ BEGIN
-  IF v !~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}' THEN RETURN NULL; END IF;  -- ISO only (no 'yesterday')
+  -- ISO 8601 only (no 'yesterday'), offsets within +-14:59
+  IF v !~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\\.[0-9]+)?)?(Z|z|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)?)?$' THEN RETURN NULL; END IF;
   IF v ~ '[T ][0-9:.]+(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$' THEN RETURN v::timestamptz; END IF;
   RETURN v::timestamp AT TIME ZONE tz;
 EXCEPTION WHEN others THEN RETURN NULL; END $$;
