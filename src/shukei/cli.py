@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 import click
 
 from shukei.errors import RunFailed, ShukeiError
+from shukei.extract.cli import register as register_extract
 
 
 class Ctx:
@@ -558,6 +559,9 @@ def schema(pipeline: str) -> None:
     if p.schema_file is None:
         raise UsageError(f"pipeline {p.name!r} ships no JSON Schema")
     click.echo(p.schema_file.read_text(encoding="utf-8"), nl=False)
+
+
+register_extract(cli)
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

@@ -1,0 +1,764 @@
+"""Incremental extraction from the operational database into the staging area, and `sync`.
+
+Per table, rows with `updated_at` from (watermark - overlap) are streamed with
+`COPY (SELECT ...) TO STDOUT (FORMAT csv)` inside one REPEATABLE READ READ ONLY transaction (a
+consistent snapshot of the four tables), cut into blocks of whole rows, parsed by pyarrow in a
+second thread and written as Parquet files of text columns (the input contract): memory stays
+bounded whatever the table's size. Times travel as UTC instants (`2025-12-01 01:00:24+00`).
+
+Nothing is counted as done until it is durable: the run's files are published first, then one
+warehouse transaction records the run, its files, the new watermarks and the metrics. A failure
+that outlives its retries (exponential backoff with jitter, each attempt logged) deletes the run's
+files and leaves the watermarks where they were; the run is recorded as failed.
+
+The new watermark of a table is the latest `updated_at` extracted (never beyond the snapshot's
+`now()`, so a row stamped in the future is read again rather than hiding later rows). The overlap
+window re-reads rows committed late by long transactions (their `updated_at` is their
+transaction's start); rows read twice are harmless because staging keeps the latest version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import queue
+import secrets as _random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from shukei.errors import EngineError, ShukeiError, UsageError
+from shukei.extract import TABLES
+from shukei.extract import metrics as metrics_mod
+from shukei.extract import staging_area as sa
+from shukei.extract.metrics import RunMetrics
+from shukei.extract.secrets import (
+    Credentials,
+    Scrubber,
+    SecretError,
+    resolve_credentials,
+    url_secrets,
+)
+from shukei.extract.settings import ExtractSettings
+from shukei.extract.source_db import (
+    SELECTS,
+    SourceError,
+    classify,
+    clean,
+    connect,
+    source_label,
+)
+
+log = logging.getLogger("shukei.extract")
+T = TypeVar("T")
+
+BLOCK_BYTES = 8 << 20  # CSV bytes handed to the Parquet writer at a time
+APPLICATION_NAME = "shukei-extract"
+
+
+class ExtractFailed(ShukeiError):
+    """Extraction failed after its retries; nothing of the run counts as done."""
+
+    exit_code = 1
+
+
+# -- state: runs and watermarks ----------------------------------------------------------------
+def ensure_state(engine: Any) -> None:
+    """The extractor's state tables in the warehouse's `shukei` schema (idempotent)."""
+    engine.execute("CREATE SCHEMA IF NOT EXISTS shukei")
+    engine.execute(
+        "CREATE TABLE IF NOT EXISTS shukei.extract_runs (run_id VARCHAR PRIMARY KEY, "
+        "pipeline VARCHAR NOT NULL, source VARCHAR NOT NULL, mode VARCHAR NOT NULL, "
+        "window_from TIMESTAMPTZ, window_to TIMESTAMPTZ, started_at TIMESTAMPTZ NOT NULL, "
+        "finished_at TIMESTAMPTZ, status VARCHAR NOT NULL, error VARCHAR)"
+    )
+    engine.execute(
+        "CREATE TABLE IF NOT EXISTS shukei.extract_watermarks (pipeline VARCHAR NOT NULL, "
+        "source VARCHAR NOT NULL, table_name VARCHAR NOT NULL, watermark TIMESTAMPTZ NOT NULL, "
+        "run_id VARCHAR NOT NULL, updated_at TIMESTAMPTZ NOT NULL, "
+        "PRIMARY KEY (pipeline, source, table_name))"
+    )
+    sa.ensure_table(engine)
+    metrics_mod.ensure_table(engine)
+
+
+def read_watermarks(engine: Any, pipeline: str, source: str) -> dict[str, datetime]:
+    rows = engine.fetchall(
+        "SELECT table_name, watermark FROM shukei.extract_watermarks WHERE pipeline = ? "
+        "AND source = ?",
+        (pipeline, source),
+    )
+    return {str(t): _aware(w) for t, w in rows}
+
+
+def _aware(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def new_run_id() -> str:
+    now = datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{_random.token_hex(3)}"
+
+
+# -- the run -----------------------------------------------------------------------------------
+@dataclass
+class TableResult:
+    table: str
+    lower: datetime | None
+    upper: datetime | None
+    rows: int = 0
+    files: list[sa.StagedFile] = field(default_factory=list)
+    max_updated: datetime | None = None
+    snapshot: datetime | None = None
+    attempts: int = 0
+
+
+@dataclass
+class ExtractReport:
+    run_id: str
+    pipeline: str
+    source: str
+    mode: str  # incremental | window
+    staging: str
+    started_at: datetime
+    tables: dict[str, TableResult] = field(default_factory=dict)
+    watermarks_before: dict[str, datetime] = field(default_factory=dict)
+    watermarks_after: dict[str, datetime] = field(default_factory=dict)
+    status: str = "running"
+    error: str | None = None
+    seconds: float = 0.0
+    pruned: list[str] = field(default_factory=list)
+    metrics: RunMetrics | None = None
+
+    @property
+    def files(self) -> list[sa.StagedFile]:
+        return [f for t in TABLES if t in self.tables for f in self.tables[t].files]
+
+    def as_dict(self) -> dict[str, Any]:
+        def iso(v: datetime | None) -> str | None:
+            return v.astimezone(UTC).isoformat() if v is not None else None
+
+        return {
+            "run_id": self.run_id,
+            "pipeline": self.pipeline,
+            "status": self.status,
+            "error": self.error,
+            "source": self.source,
+            "mode": self.mode,
+            "staging": self.staging,
+            "started_at": iso(self.started_at),
+            "seconds": round(self.seconds, 3),
+            "tables": {
+                t: {
+                    "rows": r.rows,
+                    "from": iso(r.lower),
+                    "to": iso(r.upper),
+                    "files": [f.location for f in r.files],
+                    "watermark_before": iso(self.watermarks_before.get(t)),
+                    "watermark_after": iso(self.watermarks_after.get(t)),
+                    "attempts": r.attempts,
+                }
+                for t, r in self.tables.items()
+            },
+            "files": len(self.files),
+            "rows": sum(r.rows for r in self.tables.values()),
+            "pruned": self.pruned,
+            "metrics": self.metrics.as_dict() if self.metrics else None,
+        }
+
+    def summary(self) -> str:
+        parts = ", ".join(f"{t} {r.rows:,}" for t, r in self.tables.items())
+        return (
+            f"extract {self.run_id} from {self.source} ({self.mode}): {parts} rows in "
+            f"{len(self.files)} file(s) under {self.staging}"
+        )
+
+
+def check_pipeline(project: Any, pipeline: str) -> None:
+    """The operational schema feeds a pipeline whose entities are the four tables' contract."""
+    p = project.pipeline(pipeline)
+    for table in TABLES:
+        ent = p.entities.get(table)
+        want = tuple(c for c, _ in SELECTS[table])
+        if ent is None or tuple(ent.column_names) != want:
+            raise UsageError(
+                f"pipeline {p.name!r} does not take the operational tables "
+                f"({', '.join(TABLES)}) as input; extraction feeds the sales pipeline"
+            )
+
+
+def _day_start(d: date, tz: ZoneInfo) -> datetime:
+    return datetime.combine(d, dtime(0), tz)
+
+
+def extract(
+    project: Any,
+    es: ExtractSettings,
+    *,
+    pipeline: str = "sales",
+    since: date | None = None,
+    until: date | None = None,
+    scrub: Scrubber | None = None,
+    run_metrics: RunMetrics | None = None,
+) -> ExtractReport:
+    """Extract new and changed rows (or the window `since`..`until`) into the staging area.
+
+    `until` alone caps an incremental extract at the end of that day (business timezone); with
+    `since` it is an explicit window that leaves the watermarks alone. Raises ExtractFailed.
+    """
+    scrub = scrub or Scrubber()
+    check_pipeline(project, pipeline)
+    url = es.source
+    if not url:
+        raise UsageError("no source database: pass --source URL or set SHUKEI_SOURCE")
+    scrub.add_url(url)
+    if url_secrets(url):
+        log.warning(
+            "the source URL carries a password; prefer source_password_file, PGPASSFILE or "
+            "secret_arn (the password is never printed)"
+        )
+    if since and until and until < since:
+        raise UsageError(f"--until {until} is before --since {since}")
+    tz = ZoneInfo(project.settings.timezone)
+    label = source_label(url)
+    run_id = run_metrics.run_id if run_metrics else new_run_id()
+    m = run_metrics or RunMetrics(run_id, pipeline)
+    area = sa.StagingArea(es.staging_area)
+    started = datetime.now(UTC)
+    rep = ExtractReport(
+        run_id,
+        pipeline,
+        label,
+        "window" if since else "incremental",
+        area.display,
+        started,
+        metrics=m,
+    )
+    t0 = time.perf_counter()
+
+    with project.engine() as eng, eng.transaction():
+        ensure_state(eng)
+        rep.watermarks_before = read_watermarks(eng, pipeline, label)
+    upper = _day_start(until + timedelta(days=1), tz) if until else None
+    overlap = timedelta(minutes=es.overlap_minutes)
+    for table in TABLES:
+        if since:
+            lower: datetime | None = _day_start(since, tz)
+        else:
+            wm = rep.watermarks_before.get(table)
+            lower = wm - overlap if wm else None
+        rep.tables[table] = TableResult(table, lower, upper)
+
+    try:
+        creds = resolve_credentials(
+            password_file=es.source_password_file, secret_arn=es.secret_arn, scrub=scrub, log=log
+        )
+    except SecretError as exc:
+        m.secret_retrieval_errors += 1
+        _fail(project, rep, m, scrub(str(exc)), t0)
+        raise ExtractFailed(scrub(str(exc))) from None
+
+    day = datetime.now(tz).date().isoformat()
+    session = _Session(url, creds, scrub, es, label)
+    t_ex = time.perf_counter()
+    current = rep.tables[TABLES[0]]
+    try:
+        for table in TABLES:
+            current = rep.tables[table]
+            _retrying(
+                es,
+                m,
+                current,
+                f"extract of {table} from {label}",
+                functools.partial(_extract_table, session, area, current, run_id, day, es, m),
+            )
+            m.records_extracted[table] = current.rows
+        m.extraction_time = time.perf_counter() - t_ex
+    except SourceError as exc:
+        m.extraction_time = time.perf_counter() - t_ex
+        _discard(rep)
+        msg = scrub(
+            f"cannot extract {current.table} after {current.attempts} attempt(s): {exc}; "
+            "nothing was staged and the watermarks are unchanged"
+        )
+        _fail(project, rep, m, msg, t0)
+        raise ExtractFailed(msg) from None
+    except Exception as exc:  # the staging area failed (disk full, S3 refused...)
+        _discard(rep)
+        msg = scrub(
+            f"cannot stage {current.table}: {clean(exc)}; nothing was staged and the "
+            "watermarks are unchanged"
+        )
+        _fail(project, rep, m, msg, t0)
+        log.debug("staging failure detail: %s", scrub(repr(exc)))
+        raise ExtractFailed(msg) from None
+    except BaseException:
+        _discard(rep)
+        m.status = "failed"
+        raise
+    finally:
+        session.close()
+        area.close()
+
+    # Durable files first; now one transaction makes them count.
+    if not since:
+        for table, res in rep.tables.items():
+            before = rep.watermarks_before.get(table)
+            seen = res.max_updated
+            if seen is not None and res.snapshot is not None:
+                seen = min(seen, res.snapshot)
+            new = max(d for d in (before, seen) if d is not None) if (before or seen) else None
+            if new is not None:
+                rep.watermarks_after[table] = new
+    else:
+        rep.watermarks_after = dict(rep.watermarks_before)
+    finished = datetime.now(UTC)
+    m.status = "success"
+    try:
+        with project.engine() as eng, eng.transaction():
+            ensure_state(eng)
+            _insert_run(eng, rep, "success", None, finished)
+            sa.record(
+                eng,
+                rep.files,
+                run_id=run_id,
+                pipeline=pipeline,
+                source=label,
+                staged_at=finished,
+            )
+            if not since:
+                for table, wm in rep.watermarks_after.items():
+                    if rep.watermarks_before.get(table) == wm:
+                        continue
+                    eng.execute(
+                        "DELETE FROM shukei.extract_watermarks WHERE pipeline = ? AND source = ? "
+                        "AND table_name = ?",
+                        (pipeline, label, table),
+                    )
+                    eng.execute(
+                        "INSERT INTO shukei.extract_watermarks VALUES (?, ?, ?, ?, ?, ?)",
+                        (pipeline, label, table, wm, run_id, finished),
+                    )
+            metrics_mod.store(eng, m, finished)
+    except BaseException:
+        _discard(rep)  # not recorded: the files would never be ingested nor pruned
+        m.status = "failed"
+        raise
+    rep.status = "success"
+    rep.seconds = time.perf_counter() - t0
+    log.info("%s", rep.summary())
+    return rep
+
+
+def _insert_run(eng: Any, rep: ExtractReport, status: str, error: str | None, at: datetime) -> None:
+    first = next(iter(rep.tables.values()), None)
+    eng.execute("DELETE FROM shukei.extract_runs WHERE run_id = ?", (rep.run_id,))
+    eng.execute(
+        "INSERT INTO shukei.extract_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            rep.run_id,
+            rep.pipeline,
+            rep.source,
+            rep.mode,
+            first.lower if first and rep.mode == "window" else None,
+            first.upper if first else None,
+            rep.started_at,
+            at,
+            status,
+            error,
+        ),
+    )
+
+
+def _fail(project: Any, rep: ExtractReport, m: RunMetrics, msg: str, t0: float) -> None:
+    """Record a failed run and its metrics (best effort: the warehouse may be the problem)."""
+    rep.status = "failed"
+    rep.error = msg
+    rep.seconds = time.perf_counter() - t0
+    m.status = "failed"
+    try:
+        with project.engine() as eng, eng.transaction():
+            ensure_state(eng)
+            _insert_run(eng, rep, "failed", msg, datetime.now(UTC))
+            metrics_mod.store(eng, m, datetime.now(UTC))
+    except (EngineError, ShukeiError) as exc:
+        log.warning("cannot record the failed extract run in the warehouse: %s", exc)
+
+
+def _discard(rep: ExtractReport) -> None:
+    for res in rep.tables.values():
+        for f in res.files:
+            with contextlib.suppress(Exception):
+                sa.delete(f.location)
+        res.files = []
+        res.rows = 0
+        res.max_updated = None
+
+
+def _retrying(
+    es: ExtractSettings, m: RunMetrics, res: TableResult, what: str, fn: Callable[[], T]
+) -> T:
+    """Run `fn`; a transient SourceError is retried with exponential backoff and jitter."""
+    from tenacity import (
+        RetryCallState,
+        Retrying,
+        retry_if_exception,
+        stop_after_attempt,
+        wait_exponential_jitter,
+    )
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "%s failed (attempt %d of %d): %s; retrying in %.2fs",
+            what,
+            state.attempt_number,
+            es.extract_retries,
+            exc,
+            wait,
+        )
+
+    for attempt in Retrying(
+        retry=retry_if_exception(lambda e: isinstance(e, SourceError) and e.transient),
+        stop=stop_after_attempt(es.extract_retries),
+        wait=wait_exponential_jitter(
+            multiplier=es.retry_wait_s, max=max(es.retry_wait_s, 30.0), jitter=es.retry_wait_s
+        ),
+        before_sleep=before_sleep,
+        reraise=True,
+    ):
+        with attempt:
+            res.attempts = attempt.retry_state.attempt_number
+            try:
+                return fn()
+            except SourceError:
+                m.db_connection_errors += 1
+                raise
+    raise AssertionError("unreachable")
+
+
+class _Session:
+    """One read-only connection and snapshot, re-opened after a failure."""
+
+    def __init__(
+        self, url: str, creds: Credentials, scrub: Scrubber, es: ExtractSettings, label: str
+    ) -> None:
+        self.url, self.creds, self.scrub, self.es, self.label = url, creds, scrub, es, label
+        self.conn: Any = None
+        self.snapshot: datetime | None = None
+
+    def begin(self) -> tuple[Any, datetime]:
+        import psycopg
+
+        if self.conn is None or self.conn.closed:
+            self.conn = connect(
+                self.url,
+                self.creds,
+                self.scrub,
+                application_name=APPLICATION_NAME,
+                statement_timeout_s=self.es.statement_timeout_s,
+            )
+            try:
+                self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                self.snapshot = _aware(self.conn.execute("SELECT now()").fetchone()[0])
+            except psycopg.Error as exc:
+                self.reset()
+                raise classify(exc, f"cannot read the source {self.label}", self.scrub) from None
+        assert self.snapshot is not None
+        return self.conn, self.snapshot
+
+    def reset(self) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(Exception):
+                self.conn.close()
+        self.conn = None
+
+    def close(self) -> None:
+        if self.conn is not None and not self.conn.closed:
+            with contextlib.suppress(Exception):
+                self.conn.execute("COMMIT")  # a read-only transaction: nothing to keep
+        self.reset()
+
+
+def _copy_sql(table: str, lower: datetime | None, upper: datetime | None) -> Any:
+    from psycopg import sql
+
+    cols = sql.SQL(", ").join(
+        sql.SQL("{} AS {}").format(sql.Identifier(expr), sql.Identifier(name))
+        for name, expr in SELECTS[table]
+    )
+    where: list[Any] = []
+    if lower is not None:
+        where.append(sql.SQL("updated_at >= {}::timestamptz").format(sql.Literal(lower)))
+    if upper is not None:
+        where.append(sql.SQL("updated_at < {}::timestamptz").format(sql.Literal(upper)))
+    cond = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where) if where else sql.SQL("")
+    return sql.SQL("COPY (SELECT {} FROM {}{}) TO STDOUT (FORMAT csv)").format(
+        cols, sql.Identifier(table), cond
+    )
+
+
+def _extract_table(
+    session: _Session,
+    area: sa.StagingArea,
+    res: TableResult,
+    run_id: str,
+    day: str,
+    es: ExtractSettings,
+    m: RunMetrics,
+) -> None:
+    import psycopg
+
+    conn, snapshot = session.begin()
+    res.snapshot = snapshot
+    writer = _Writer(area, res.table, run_id, day, es.file_rows, session.label)
+    try:
+        with conn.cursor() as cur, cur.copy(_copy_sql(res.table, res.lower, res.upper)) as cp:
+            buf = bytearray()
+            for row in cp:
+                buf += row
+                if len(buf) >= BLOCK_BYTES:
+                    writer.put(buf)
+                    buf = bytearray()
+            if buf:
+                writer.put(buf)
+        writer.finish()
+    except psycopg.Error as exc:
+        writer.abort()
+        session.reset()
+        raise classify(
+            exc, f"cannot read {res.table} from {session.label}", session.scrub
+        ) from None
+    except BaseException:
+        writer.abort()
+        session.reset()
+        raise
+    finally:
+        m.staging_write_time += writer.busy
+    res.files = writer.staged
+    res.rows = writer.rows
+    res.max_updated = writer.max_updated
+
+
+class _Writer:
+    """Parses CSV blocks into Parquet files in a second thread (pyarrow releases the GIL)."""
+
+    def __init__(
+        self, area: sa.StagingArea, table: str, run_id: str, day: str, file_rows: int, label: str
+    ) -> None:
+        import pyarrow as pa
+
+        self.area, self.table, self.run_id, self.day = area, table, run_id, day
+        self.file_rows = file_rows
+        self.columns = [c for c, _ in SELECTS[table]]
+        self.schema = pa.schema(
+            [(c, pa.string()) for c in self.columns],
+            metadata={"shukei.source": label, "shukei.table": table, "shukei.run_id": run_id},
+        )
+        self.staged: list[sa.StagedFile] = []
+        self.rows = 0
+        self.max_text: str | None = None
+        self.busy = 0.0
+        self._part = 0
+        self._file_rows = 0
+        self._pq: Any = None
+        self._tmp: Any = None
+        self._name = ""
+        self._error: BaseException | None = None
+        self._q: queue.Queue[bytearray | None] = queue.Queue(maxsize=2)
+        self._thread = threading.Thread(target=self._work, name=f"stage-{table}", daemon=True)
+        self._thread.start()
+
+    @property
+    def max_updated(self) -> datetime | None:
+        return _aware(datetime.fromisoformat(self.max_text)) if self.max_text else None
+
+    def put(self, block: bytearray) -> None:
+        while True:
+            if self._error is not None:
+                raise self._error
+            try:
+                self._q.put(block, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def finish(self) -> None:
+        self._q.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        t = time.perf_counter()
+        self._close_file()
+        self.busy += time.perf_counter() - t
+
+    def abort(self) -> None:
+        if self._thread.is_alive():
+            self._error = self._error or RuntimeError("aborted")
+            with contextlib.suppress(Exception):
+                while True:
+                    self._q.get_nowait()
+            self._q.put(None)
+            self._thread.join()
+        if self._pq is not None:
+            with contextlib.suppress(Exception):
+                self._pq.close()
+            self._pq = None
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+            self._tmp = None
+        for f in self.staged:
+            with contextlib.suppress(Exception):
+                sa.delete(f.location)
+        self.staged = []
+
+    def _work(self) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.csv as pcsv
+
+        read = pcsv.ReadOptions(column_names=self.columns, use_threads=True)
+        parse = pcsv.ParseOptions(newlines_in_values=True)
+        convert = pcsv.ConvertOptions(
+            column_types={c: pa.string() for c in self.columns},
+            null_values=[""],  # COPY writes NULL unquoted and an empty string as ""
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        )
+        while True:
+            block = self._q.get()
+            if block is None:
+                return
+            if self._error is not None:
+                continue
+            t = time.perf_counter()
+            try:
+                tbl = pcsv.read_csv(
+                    pa.BufferReader(pa.py_buffer(block)),
+                    read_options=read,
+                    parse_options=parse,
+                    convert_options=convert,
+                ).replace_schema_metadata(self.schema.metadata)
+                top = pc.max(tbl.column("updated_at")).as_py()
+                if top is not None and (self.max_text is None or top > self.max_text):
+                    self.max_text = top
+                self._write(tbl)
+            except BaseException as exc:
+                self._error = exc
+            finally:
+                self.busy += time.perf_counter() - t
+
+    def _write(self, tbl: Any) -> None:
+        import pyarrow.parquet as pq
+
+        if self._pq is None:
+            self._part += 1
+            self._name = f"{self.table}-{self.run_id}-{self._part:04d}.parquet"
+            self._tmp = self.area.temp_path(self.day, self._name)
+            self._pq = pq.ParquetWriter(str(self._tmp), self.schema, compression="snappy")
+            self._file_rows = 0
+        self._pq.write_table(tbl)
+        self._file_rows += tbl.num_rows
+        self.rows += tbl.num_rows
+        if self._file_rows >= self.file_rows:
+            self._close_file()
+
+    def _close_file(self) -> None:
+        if self._pq is None:
+            return
+        self._pq.close()
+        self._pq = None
+        tmp, self._tmp = self._tmp, None
+        self.staged.append(
+            self.area.publish(tmp, self.table, self.day, self._name, self._file_rows)
+        )
+
+
+# -- load: staged files through the normal ingest path ---------------------------------------
+def load_pending(project: Any, pipeline: str, m: RunMetrics) -> dict[str, Any]:
+    """Ingest every staged file not yet ingested (one batch), then mark them ingested."""
+    with project.engine() as eng, eng.transaction():
+        ensure_state(eng)
+        todo = sa.pending(eng, pipeline)
+    doc: dict[str, Any] = {"batch_id": None, "files": 0, "rows": 0, "skipped": 0}
+    if not todo:
+        log.info("no staged files waiting to be ingested")
+        return doc
+    t0 = time.perf_counter()
+    with sa.local_copies([(loc, digest) for loc, _, digest in todo]) as paths:
+        m.staging_read_time += time.perf_counter() - t0
+        t1 = time.perf_counter()
+        report = project.ingest(pipeline, [str(p) for p in paths])
+        m.data_load_time += time.perf_counter() - t1
+    for f in report.files:
+        ent = str(f["entity"])
+        m.records_loaded[ent] = m.records_loaded.get(ent, 0) + int(f["rows"])
+    with project.engine() as eng, eng.transaction():
+        sa.mark_ingested(eng, [loc for loc, _, _ in todo], report.batch_id, datetime.now(UTC))
+    doc.update(
+        batch_id=report.batch_id,
+        files=len(report.files),
+        rows=report.rows,
+        skipped=len(report.skipped),
+        entities={t: m.records_loaded.get(t, 0) for t in TABLES},
+    )
+    return doc
+
+
+def prune(project: Any, es: ExtractSettings, pipeline: str) -> list[str]:
+    with project.engine() as eng, eng.transaction():
+        ensure_state(eng)
+        return sa.prune(eng, pipeline, es.retention_days, datetime.now(UTC))
+
+
+def store_metrics(project: Any, m: RunMetrics) -> None:
+    with project.engine() as eng, eng.transaction():
+        metrics_mod.store(eng, m, datetime.now(UTC))
+
+
+def sync(
+    project: Any,
+    es: ExtractSettings,
+    *,
+    pipeline: str = "sales",
+    since: date | None = None,
+    until: date | None = None,
+    scrub: Scrubber | None = None,
+    run_metrics: RunMetrics | None = None,
+) -> dict[str, Any]:
+    """Extract (through the end of the previous day by default), ingest, run."""
+    scrub = scrub or Scrubber()
+    if since is None and until is None:
+        tz = ZoneInfo(project.settings.timezone)
+        until = datetime.now(tz).date() - timedelta(days=1)
+    m = run_metrics or RunMetrics(new_run_id(), pipeline)
+    ext = extract(
+        project, es, pipeline=pipeline, since=since, until=until, scrub=scrub, run_metrics=m
+    )
+    load = load_pending(project, pipeline, m)
+    store_metrics(project, m)
+    rep = project.run(pipeline)
+    ext.pruned = prune(project, es, pipeline)
+    doc = {
+        "run_id": m.run_id,
+        "status": "success" if rep.status == "success" else "failed",
+        "extract": ext.as_dict(),
+        "ingest": load,
+        "run": rep.as_dict(),
+        "metrics": m.as_dict(),
+    }
+    if rep.status != "success":
+        doc["error"] = f"run {rep.run_id}: {len(rep.failed)} date(s) failed: " + "; ".join(
+            f"{d}: {e}" for d, e in sorted(rep.failed.items())
+        )
+    return doc

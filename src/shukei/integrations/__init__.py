@@ -1,0 +1,1 @@
+"""Entry points for schedulers and serverless platforms (AWS Lambda)."""
