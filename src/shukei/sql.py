@@ -32,3 +32,12 @@ def column_list(names: list[str] | tuple[str, ...], prefix: str = "") -> str:
     """A comma-separated, quoted column list, optionally qualified by a table alias."""
     p = f"{prefix}." if prefix else ""
     return ", ".join(p + quote(n) for n in names)
+
+
+def constant(text: str) -> str:
+    """A string literal for text shukei itself composes: a core constant (a regular expression, a
+    JSON path) or words built from validated identifiers. Never for a user's value: values are
+    bound parameters."""
+    if "\x00" in text:
+        raise ValueError("a SQL constant cannot hold NUL")
+    return "'" + text.replace("'", "''") + "'"

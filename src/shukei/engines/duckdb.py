@@ -18,7 +18,7 @@ from typing import Any
 from shukei.engines.base import Engine, Params, RawFile
 from shukei.engines.text import arrow_nfkc, compat_char_class
 from shukei.errors import EngineError, InputError, LockTimeout
-from shukei.sql import column_list, qualified, quote
+from shukei.sql import column_list, constant, qualified, quote
 
 _LOCK_HELD = re.compile(r"Conflicting lock is held in (.*?) \(PID (\d+)\)")
 
@@ -57,13 +57,15 @@ class DuckDBEngine(Engine):
         self._con.execute("SET enable_progress_bar = false")
         # Bounded memory: DuckDB spills to a folder beside the warehouse file beyond the limit.
         # The limit is a validated setting (digits and a unit), not user data.
-        self._con.execute(f"SET memory_limit = {_literal(memory_limit)}")
-        self._con.execute(f"SET temp_directory = {_literal(str(self.path) + '.tmp')}")
+        self._con.execute(f"SET memory_limit = {constant(memory_limit)}")
+        self._con.execute(f"SET temp_directory = {constant(str(self.path) + '.tmp')}")
         deadline = time.monotonic() + lock_timeout
         mode = " (READ_ONLY)" if read_only else ""
         while True:
             try:
-                self._con.execute(f"ATTACH {_literal(str(self.path))} AS warehouse{mode}")
+                # DuckDB binds no parameters in ATTACH or SET: the warehouse path and the
+                # limits are settings (validated at load), spelled by the one literal helper.
+                self._con.execute(f"ATTACH {constant(str(self.path))} AS warehouse{mode}")
                 break
             except duckdb.IOException as exc:
                 held = _LOCK_HELD.search(str(exc))
@@ -233,11 +235,11 @@ class DuckDBEngine(Engine):
         return (
             f"(CASE WHEN strlen({expr}) = length({expr}) THEN {expr} "
             f"WHEN {expr} = nfc_normalize({expr}) AND NOT regexp_matches({expr}, "
-            f"{_literal(compat_char_class())}) THEN {expr} ELSE shukei_nfkc({expr}) END)"
+            f"{constant(compat_char_class())}) THEN {expr} ELSE shukei_nfkc({expr}) END)"
         )
 
     def regex_full(self, expr: str, pattern: str) -> str:
-        return f"regexp_full_match({expr}, {_literal(pattern)})"
+        return f"regexp_full_match({expr}, {constant(pattern)})"
 
     def bucket(self, exprs: Sequence[str], n: str) -> str:
         return f"CAST(hash({', '.join(exprs)}) % CAST({n} AS UBIGINT) AS BIGINT)"
@@ -251,10 +253,10 @@ class DuckDBEngine(Engine):
             "CROSS JOIN LATERAL (SELECT unnest(a) AS v, generate_subscripts(a, 1) AS n "
             f"FROM (SELECT {arr} AS a) AS j) AS x"
         )
-        return lateral, lambda name: f"json_extract_string(x.v, {_literal('$.' + name)})", "x.n"
+        return lateral, lambda name: f"json_extract_string(x.v, {constant('$.' + name)})", "x.n"
 
     def regex_tail(self, expr: str, pattern: str) -> str:
-        return f"regexp_matches({expr}, {_literal(pattern)})"
+        return f"regexp_matches({expr}, {constant(pattern)})"
 
     def to_instant(self, expr: str, has_offset: str, tz: str) -> str:
         return (
@@ -273,14 +275,14 @@ def _reader_sql(fmt: str, columns: Sequence[str], header: Sequence[str], n: int)
         # Only the entity's (validated) column names reach the SQL; other header names are
         # replaced, as those columns are not read.
         names = [c if c in columns else f"_ignored_{i}" for i, c in enumerate(header)]
-        spec = "{" + ", ".join(f"{_literal(c)}: 'VARCHAR'" for c in names) + "}"
+        spec = "{" + ", ".join(f"{constant(c)}: 'VARCHAR'" for c in names) + "}"
         return (
             f"SELECT filename AS _source_file, {cols} FROM read_csv({files}, header = true, "
             f"columns = {spec}, auto_detect = false, delim = ',', quote = '\"', escape = '\"', "
             "filename = true, strict_mode = true)"
         )
     if fmt == "jsonl":
-        spec = "{" + ", ".join(f"{_literal(c)}: 'VARCHAR'" for c in columns) + "}"
+        spec = "{" + ", ".join(f"{constant(c)}: 'VARCHAR'" for c in columns) + "}"
         cols = column_list(list(columns))
         return (
             f"SELECT filename AS _source_file, {cols} FROM read_json({files}, "
@@ -293,11 +295,6 @@ def _reader_sql(fmt: str, columns: Sequence[str], header: Sequence[str], n: int)
             f"read_parquet({files}, filename = true, file_row_number = true, union_by_name = true)"
         )
     raise InputError(f"unsupported input format {fmt!r}")
-
-
-def _literal(text: str) -> str:
-    """A SQL string literal for a core constant (never for a user value)."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 from shukei.engines.base import Engine, Params, RawFile
 from shukei.errors import EngineError, InputError, LockTimeout, TransientEngineError
 from shukei.settings import redact_url
-from shukei.sql import column_list, qualified, quote
+from shukei.sql import column_list, constant, qualified, quote
 
 log = logging.getLogger("shukei.engine")
 
@@ -269,8 +269,8 @@ class PostgresEngine(Engine):
                 "QUOTE E'\\x02')"
             )
             picks = ", ".join(
-                f"CASE WHEN jsonb_typeof(line::jsonb -> {_lit(c)}) IN ('object', 'array') "
-                f"THEN (line::jsonb -> {_lit(c)})::text ELSE line::jsonb ->> {_lit(c)} END"
+                f"CASE WHEN jsonb_typeof(line::jsonb -> {constant(c)}) IN ('object', 'array') "
+                f"THEN (line::jsonb -> {constant(c)})::text ELSE line::jsonb ->> {constant(c)} END"
                 for c in cols
             )
             where = " WHERE btrim(l.line) <> ''"
@@ -434,7 +434,7 @@ class PostgresEngine(Engine):
         )
 
     def regex_full(self, expr: str, pattern: str) -> str:
-        return f"({expr} ~ {_lit('^(?:' + pattern + ')$')})"
+        return f"({expr} ~ {constant('^(?:' + pattern + ')$')})"
 
     def bucket(self, exprs: Sequence[str], n: str) -> str:
         joined = "concat_ws(chr(31), " + ", ".join(exprs) + ")"
@@ -446,10 +446,10 @@ class PostgresEngine(Engine):
             f"CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof({doc}) = 'array' "
             f"THEN {doc} ELSE '[]'::jsonb END) WITH ORDINALITY AS x(v, n)"
         )
-        return lateral, lambda name: f"(x.v ->> {_lit(name)})", "x.n"
+        return lateral, lambda name: f"(x.v ->> {constant(name)})", "x.n"
 
     def regex_tail(self, expr: str, pattern: str) -> str:
-        return f"({expr} ~ {_lit(pattern)})"
+        return f"({expr} ~ {constant(pattern)})"
 
     def to_instant(self, expr: str, has_offset: str, tz: str) -> str:
         return (
@@ -467,10 +467,6 @@ class PostgresEngine(Engine):
         import sqlglot
 
         return ";\n".join(sqlglot.transpile(sql, read="duckdb", write="postgres"))
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _clean(exc: BaseException) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from shukei.engines.base import Engine
 from shukei.pipeline.definition import Column, Entity
-from shukei.sql import qualified, quote
+from shukei.sql import constant, qualified, quote
 
 TZ = "(SELECT tz FROM _shukei_ctx)"
 _ISO_TS = (
@@ -25,11 +25,6 @@ _DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
 _INT = r"[+-]?[0-9]{1,18}"
 _EMAIL = r"[a-z0-9._%+'-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}"
 _BOOL = r"(true|false|t|f|yes|no|y|n|1|0)"
-
-
-def _lit(text: str) -> str:
-    """A SQL literal for text derived from validated identifiers or core constants."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _num(value: object) -> str:
@@ -61,19 +56,19 @@ def typed_select(engine: Engine, entity: Entity, where: str, source: str | None 
         typed.append(f"{expr} AS {v}")
         required = col.required or col.name in entity.key or col.name == entity.version
         if required:
-            reasons.append(f"CASE WHEN {t} IS NULL THEN {_lit('missing ' + col.name)} END")
+            reasons.append(f"CASE WHEN {t} IS NULL THEN {constant('missing ' + col.name)} END")
         if strict:
             # A strict type's expression is NULL exactly when present text does not parse.
             reasons.append(
                 f"CASE WHEN {t} IS NOT NULL AND {v} IS NULL THEN "
-                f"{_lit('unparseable ' + col.name + ': ')} || left({t}, 60) END"
+                f"{constant('unparseable ' + col.name + ': ')} || left({t}, 60) END"
             )
         if col.min is not None:
             msg = f"negative {col.name}" if col.min == 0 else f"{col.name} below {_num(col.min)}"
-            reasons.append(f"CASE WHEN {v} < {_num(col.min)} THEN {_lit(msg)} END")
+            reasons.append(f"CASE WHEN {v} < {_num(col.min)} THEN {constant(msg)} END")
         if col.max is not None:
             msg = f"{col.name} above {_num(col.max)}"
-            reasons.append(f"CASE WHEN {v} > {_num(col.max)} THEN {_lit(msg)} END")
+            reasons.append(f"CASE WHEN {v} > {_num(col.max)} THEN {constant(msg)} END")
     raw_cols = ", ".join(f"r.{quote(c)}" for c in entity.column_names)
     lineage = "r._batch_id, r._source_file, r._row_no"
     inner = (
