@@ -157,6 +157,10 @@ class DuckDBEngine(Engine):
             groups.setdefault((f.fmt, f.header), []).append(f)
         for (fmt, header), group in groups.items():
             paths = [f.path for f in group]
+            if fmt == "parquet":
+                # The reader numbers rows itself: straight into raw, no temp copy.
+                counts.update(self._load_parquet(table, columns, paths, lineage))
+                continue
             self.execute("DROP TABLE IF EXISTS temp._shukei_load")
             try:
                 self._con.execute(
@@ -166,17 +170,13 @@ class DuckDBEngine(Engine):
                 )
             except self._duckdb.Error as exc:
                 raise InputError(f"cannot read {fmt} input: {_first_line(exc)}") from exc
-            if fmt == "parquet":
-                row_no = "l._file_row + 1"
-                join = ""
-            else:
-                # Rows of one file arrive contiguously and in order (insertion order is kept), so
-                # a row's number in its file is its distance from the file's first rowid.
-                row_no = "l.rowid - f._first + 1"
-                join = (
-                    " JOIN (SELECT _source_file, min(rowid) AS _first FROM temp._shukei_load"
-                    " GROUP BY _source_file) f USING (_source_file)"
-                )
+            # Rows of one file arrive contiguously and in order (insertion order is kept), so a
+            # row's number in its file is its distance from the file's first rowid.
+            row_no = "l.rowid - f._first + 1"
+            join = (
+                " JOIN (SELECT _source_file, min(rowid) AS _first FROM temp._shukei_load"
+                " GROUP BY _source_file) f USING (_source_file)"
+            )
             cols = column_list(list(columns), "l")
             self.execute(
                 f"INSERT INTO {qualified(*table)} (_batch_id, _ingested_at, _source_file, _row_no, "
@@ -190,6 +190,26 @@ class DuckDBEngine(Engine):
                 counts[path] = n
             self.execute("DROP TABLE temp._shukei_load")
         return counts
+
+    def _load_parquet(
+        self, table: tuple[str, ...], columns: Sequence[str], paths: list[str], lineage: Params
+    ) -> dict[str, int]:
+        reader = _reader_sql("parquet", columns, (), len(paths))
+        try:
+            self._con.execute(
+                f"INSERT INTO {qualified(*table)} (_batch_id, _ingested_at, _source_file, _row_no, "
+                f"{column_list(list(columns))}) SELECT ?, ?, _source_file, _file_row + 1, "
+                f"{column_list(list(columns))} FROM ({reader})",
+                [*lineage, *paths],
+            )
+        except self._duckdb.Error as exc:
+            raise InputError(f"cannot read parquet input: {_first_line(exc)}") from exc
+        rows = self.fetchall(
+            f"SELECT _source_file, count(*) FROM {qualified(*table)} WHERE _batch_id = ? "
+            "AND _source_file IN (SELECT unnest(?)) GROUP BY 1",
+            (lineage[0], paths),
+        )
+        return {str(p): int(n) for p, n in rows}
 
     def append_arrow(self, table: tuple[str, str], data: Any) -> int:
         self._con.register("_shukei_arrow", data)
