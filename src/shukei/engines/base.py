@@ -143,9 +143,15 @@ class Engine(ABC):
         exact division rounded half away from zero, NULL when b is 0."""
 
     def ensure_index(  # noqa: B027 - optional hook
-        self, table: tuple[str, str], columns: Sequence[str], unique: bool = False
+        self,
+        table: tuple[str, str],
+        columns: Sequence[str],
+        unique: bool = False,
+        appended: bool = False,
     ) -> None:
-        """Create an index if the engine benefits from one (DuckDB: zone maps suffice)."""
+        """Create an index if the engine benefits from one (DuckDB: zone maps suffice).
+
+        `appended`: the column's values only grow as rows are appended (a batch id)."""
 
     def reconnect(self) -> None:  # noqa: B027 - optional hook
         """Re-open a dropped connection (and the writer lock); temp tables are gone after it."""

@@ -415,13 +415,20 @@ class PostgresEngine(Engine):
             )
 
     def ensure_index(
-        self, table: tuple[str, str], columns: Sequence[str], unique: bool = False
+        self,
+        table: tuple[str, str],
+        columns: Sequence[str],
+        unique: bool = False,
+        appended: bool = False,
     ) -> None:
         name = quote(("ux_" if unique else "ix_") + "_".join([table[1], *columns])[:55])
         kind = "UNIQUE INDEX" if unique else "INDEX"
         nulls = " NULLS NOT DISTINCT" if unique else ""
+        # A column that only grows as rows are appended (a batch id) needs no B-tree: a BRIN
+        # index costs almost nothing to maintain during bulk loads.
+        using = " USING brin" if appended and not unique else ""
         self.execute(
-            f"CREATE {kind} IF NOT EXISTS {name} ON {qualified(*table)} "
+            f"CREATE {kind} IF NOT EXISTS {name} ON {qualified(*table)}{using} "
             f"({column_list(list(columns))}){nulls}"
         )
 

@@ -71,11 +71,11 @@ def ensure_tables(engine: Engine, pipeline: Pipeline) -> None:
             f"CREATE TABLE IF NOT EXISTS {qualified('staging', name + '_quarantine')} "
             f"({lineage}, {raw_cols}, _reason VARCHAR NOT NULL)"
         )
-        engine.ensure_index(("raw", name), ["_batch_id"])
+        engine.ensure_index(("raw", name), ["_batch_id"], appended=True)
         engine.ensure_index(("staging", name), list(ent.key), unique=True)
         for via in ent.via[:1]:
             engine.ensure_index(("staging", name), [a for a, _ in via.on])
         for t in (name, name + "_superseded", name + "_quarantine"):
-            engine.ensure_index(("staging", t), ["_batch_id"])
+            engine.ensure_index(("staging", t), ["_batch_id"], appended=True)
         if ent.partition_column:
             engine.ensure_index(("staging", name), [ent.partition_column])
