@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shukei.sql import column_list, qualified
+from shukei.sql import qualified
 
 Params = Sequence[Any]
 
@@ -60,10 +60,6 @@ class Engine(ABC):
         return None if row is None else row[0]
 
     @abstractmethod
-    def fetch_arrow(self, sql: str, params: Params = ()) -> Any:
-        """Run a query and return a pyarrow Table (bulk, no Python rows)."""
-
-    @abstractmethod
     def transaction(self) -> contextlib.AbstractContextManager[None]:
         """A transaction owned by Python: commit on success, roll back on any exception."""
 
@@ -80,10 +76,6 @@ class Engine(ABC):
         The raw table's columns are `_batch_id, _ingested_at, _source_file, _row_no` followed by
         the entity's columns; `lineage` binds (batch_id, ingested_at). Returns rows per file path.
         """
-
-    @abstractmethod
-    def append_arrow(self, table: tuple[str, str], data: Any) -> int:
-        """Append a pyarrow Table to `table` (columns by name). Returns the row count."""
 
     def replace_partitions(
         self,
@@ -121,13 +113,6 @@ class Engine(ABC):
                 f"INSERT INTO {table} VALUES {', '.join(mark for _ in part)} {suffix}",
                 [v for r in part for v in r],
             )
-
-    def insert_select(
-        self, table: tuple[str, str], columns: Sequence[str], select_sql: str, params: Params = ()
-    ) -> None:
-        self.execute(
-            f"INSERT INTO {qualified(*table)} ({column_list(list(columns))}) {select_sql}", params
-        )
 
     # -- catalog -----------------------------------------------------------------------------
     @abstractmethod

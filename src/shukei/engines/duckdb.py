@@ -105,12 +105,6 @@ class DuckDBEngine(Engine):
         except self._duckdb.Error as exc:
             raise _wrap(exc, sql) from exc
 
-    def fetch_arrow(self, sql: str, params: Params = ()) -> Any:
-        try:
-            return self._con.execute(sql, list(params) if params else None).fetch_arrow_table()
-        except self._duckdb.Error as exc:
-            raise _wrap(exc, sql) from exc
-
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         if self._tx_depth:
@@ -210,17 +204,6 @@ class DuckDBEngine(Engine):
             (lineage[0], paths),
         )
         return {str(p): int(n) for p, n in rows}
-
-    def append_arrow(self, table: tuple[str, str], data: Any) -> int:
-        self._con.register("_shukei_arrow", data)
-        try:
-            names = column_list(list(data.column_names))
-            self.execute(
-                f"INSERT INTO {qualified(*table)} ({names}) SELECT {names} FROM _shukei_arrow"
-            )
-        finally:
-            self._con.unregister("_shukei_arrow")
-        return int(data.num_rows)
 
     # -- catalog -----------------------------------------------------------------------------
     def table_exists(self, schema: str, name: str) -> bool:

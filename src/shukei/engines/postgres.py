@@ -195,17 +195,6 @@ class PostgresEngine(Engine):
         finally:
             cur.close()
 
-    def fetch_arrow(self, sql: str, params: Params = ()) -> Any:
-        import pyarrow as pa
-
-        cur = self._run(sql, params)
-        try:
-            names = [d.name for d in cur.description]
-            rows = cur.fetchall()
-        finally:
-            cur.close()
-        return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)})
-
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         if self._tx_depth:
@@ -358,23 +347,6 @@ class PostgresEngine(Engine):
                     cp.write(buf.getvalue())
         except self._psycopg.Error as exc:
             raise InputError(f"{path}: cannot load: {_clean(exc)}") from None
-
-    def append_arrow(self, table: tuple[str, str], data: Any) -> int:
-        import io
-
-        import pyarrow.csv as pcsv
-
-        cols = list(data.column_names)
-        buf = io.BytesIO()
-        pcsv.write_csv(data, buf, pcsv.WriteOptions(include_header=False))
-        with (
-            self._conn.cursor() as cur,
-            cur.copy(
-                f"COPY {qualified(*table)} ({column_list(cols)}) FROM STDIN (FORMAT csv)"
-            ) as cp,
-        ):
-            cp.write(buf.getvalue())
-        return int(data.num_rows)
 
     # -- catalog -----------------------------------------------------------------------------
     def table_exists(self, schema: str, name: str) -> bool:
