@@ -16,7 +16,6 @@ e.g. after a manual `shukei ingest sales etl-data/`): a file not yet ingested is
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import shutil
@@ -29,6 +28,7 @@ from typing import Any
 
 from shukei.engines.base import Engine
 from shukei.errors import InputError
+from shukei.ingest.files import sha256_of
 
 log = logging.getLogger("shukei.extract")
 
@@ -59,14 +59,6 @@ def _fs(location: str) -> Any:
 
     fs, _ = fsspec.core.url_to_fs(location)
     return fs
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _fsync_dir(folder: Path) -> None:
