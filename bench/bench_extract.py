@@ -3,6 +3,7 @@
     python bench/bench_extract.py                         # 1M order lines, DuckDB warehouse
     python bench/bench_extract.py --engine postgresql     # PostgreSQL warehouse
     python bench/bench_extract.py --lines 200000 --keep   # smaller; keep the databases
+    python bench/bench_extract.py --engine postgresql --staging-format csv   # stage COPY CSV
 
 Needs a PostgreSQL server (SHUKEI_BENCH_PG, default postgresql://postgres@127.0.0.1:5432/postgres).
 It creates a source database filled by `source init` (30 business days, about LINES order lines
@@ -126,7 +127,7 @@ def psql_baseline(source: str) -> float | None:
     return time.perf_counter() - t
 
 
-def bench(lines: int, engine: str, keep: bool) -> dict[str, Any]:
+def bench(lines: int, engine: str, keep: bool, fmt: str = "parquet") -> dict[str, Any]:
     work = OUT / f"extract-{engine}-{lines}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -155,12 +156,16 @@ def bench(lines: int, engine: str, keep: bool) -> dict[str, Any]:
                 "from shukei.extract.extract import extract, load_pending\n"
                 "from shukei.extract.settings import ExtractSettings\n"
                 f"p = Project(warehouse={warehouse!r}, lock_timeout=30)\n"
-                f"es = ExtractSettings(source={source!r}, staging_area={str(work / 'stage')!r})\n"
+                f"es = ExtractSettings(source={source!r}, staging_area={str(work / 'stage')!r}, "
+                f"staging_format={fmt!r})\n"
                 "t = time.perf_counter()\n"
                 "rep = extract(p, es)\n"
                 "t_extract = time.perf_counter() - t\n"
+                "t = time.perf_counter()\n"
                 "load = load_pending(p, 'sales', rep.metrics)\n"
-                "extra = {'extract_seconds': t_extract, 'rows': sum(r.rows for r in "
+                "t_load = time.perf_counter() - t\n"
+                "extra = {'extract_seconds': t_extract, 'load_seconds': t_load, "
+                "'rows': sum(r.rows for r in "
                 "rep.tables.values()), 'loaded': load['rows'], 'metrics': rep.metrics.as_dict(), "
                 "'files': len(rep.files)}"
             )
@@ -192,6 +197,7 @@ def bench(lines: int, engine: str, keep: bool) -> dict[str, Any]:
     total_s = run["seconds"]
     res = {
         "engine": engine,
+        "staging_format": fmt,
         "target_lines": lines,
         "orders_per_day": opd,
         "source_rows": init["rows"],
@@ -206,12 +212,15 @@ def bench(lines: int, engine: str, keep: bool) -> dict[str, Any]:
         "extract_stage_ingest_rows_per_s": rows / total_s,
         "ratio_vs_copy": (rows / total_s) / (rows / copy_s),
         "extract_stage_ratio_vs_copy": copy_s / run["extract_seconds"],
+        "load_seconds": run["load_seconds"],
+        "setup_seconds": total_s - run["extract_seconds"] - run["load_seconds"],
         "peak_rss_mb": run["rss_mb"],
         "metrics": run["metrics"],
         "files": run["files"],
         "wrong_rows": wrong,
     }
-    (OUT / f"results-extract-{engine}.json").write_text(json.dumps(res, indent=2) + "\n")
+    name = engine if fmt == "parquet" else f"{engine}-{fmt}"
+    (OUT / f"results-extract-{name}.json").write_text(json.dumps(res, indent=2) + "\n")
     return res
 
 
@@ -219,15 +228,15 @@ def table(r: dict[str, Any]) -> str:
     m = r["metrics"]
     psql = f"{r['psql_copy_seconds']:.2f} s" if r["psql_copy_seconds"] else "-"
     lines = [
-        f"Warehouse: {r['engine']}; source: {r['source_rows']['order_items']:,} order lines, "
-        f"{r['rows']:,} rows in the four tables.",
+        f"Warehouse: {r['engine']}; staged as {r['staging_format']}; source: "
+        f"{r['source_rows']['order_items']:,} order lines, {r['rows']:,} rows in the four tables.",
         "",
         "| measure | seconds | rows/s | vs COPY |",
         "|---|---:|---:|---:|",
         f"| COPY (SELECT ...) TO STDOUT, psycopg (best of 2) | {min(r['copy_seconds']):.2f} | "
         f"{r['copy_rows_per_s']:,.0f} | 1.00x |",
         f"| psql \\copy to /dev/null (reference) | {psql} | | |",
-        f"| shukei extract + stage (Parquet) | {r['extract_stage_seconds']:.2f} | "
+        f"| shukei extract + stage ({r['staging_format']}) | {r['extract_stage_seconds']:.2f} | "
         f"{r['extract_stage_rows_per_s']:,.0f} | {r['extract_stage_ratio_vs_copy']:.2f}x |",
         f"| shukei extract + stage + ingest | {r['extract_stage_ingest_seconds']:.2f} | "
         f"{r['extract_stage_ingest_rows_per_s']:,.0f} | **{r['ratio_vs_copy']:.2f}x** "
@@ -236,7 +245,8 @@ def table(r: dict[str, Any]) -> str:
         f"Peak RSS of the extract + ingest process: **{r['peak_rss_mb']:.0f} MB** (target < 1024 MB)."
         f" Metrics: ExtractionTime {m['ExtractionTime']:.2f} s, StagingWriteTime "
         f"{m['StagingWriteTime']:.2f} s (overlaps the extraction), StagingReadTime "
-        f"{m['StagingReadTime']:.2f} s, DataLoadTime {m['DataLoadTime']:.2f} s. "
+        f"{m['StagingReadTime']:.2f} s, DataLoadTime {m['DataLoadTime']:.2f} s (load_pending "
+        f"{r['load_seconds']:.2f} s; imports and setup {r['setup_seconds']:.2f} s). "
         f"{r['files']} staged file(s); wrong rows in raw: {r['wrong_rows']}.",
     ]
     return "\n".join(lines)
@@ -247,8 +257,9 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--engine", choices=["duckdb", "postgresql"], default="duckdb")
     ap.add_argument("--keep", action="store_true", help="keep the databases and staged files")
+    ap.add_argument("--staging-format", choices=["parquet", "csv"], default="parquet")
     args = ap.parse_args()
-    res = bench(args.lines, args.engine, args.keep)
+    res = bench(args.lines, args.engine, args.keep, args.staging_format)
     print(table(res))
 
 

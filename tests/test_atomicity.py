@@ -307,9 +307,12 @@ BOOM_SQL = (
     (BUILTIN / "sql" / "daily_product_sales.sql")
     .read_text(encoding="utf-8")
     .replace(
-        "count(DISTINCT i.order_id) AS order_count",
-        "count(DISTINCT i.order_id) AS order_count,\n"
-        "    max(CASE WHEN f.region = 'boom' THEN CAST(f.order_id AS INTEGER) END) AS boom",
+        "        sum(i.quantity * i.unit_price) AS revenue\n",
+        "        sum(i.quantity * i.unit_price) AS revenue,\n"
+        "        max(CASE WHEN f.region = 'boom' THEN CAST(f.order_id AS INTEGER) END) AS boom\n",
+    )
+    .replace(
+        "    count(*) AS order_count\n", "    count(*) AS order_count,\n    max(o.boom) AS boom\n"
     )
 )
 
@@ -317,7 +320,7 @@ BOOM_SQL = (
 def test_engine_error_mid_rebuild_fails_only_that_date(
     project: Project, warehouse_path: Warehouse, tmp_path: Path
 ) -> None:
-    assert "AS boom" in BOOM_SQL
+    assert "AS boom" in BOOM_SQL and "max(o.boom)" in BOOM_SQL
     pipeline = make_pipeline(tmp_path, edits={"sql/daily_product_sales.sql": BOOM_SQL})
     s = built_shop(project, warehouse_path, tmp_path, pipeline)
     d2_before = s.rows_of(D2)

@@ -36,7 +36,7 @@ from shukei.extract.extract import ExtractFailed, extract, load_pending, prune, 
 from shukei.extract.metrics import RunMetrics
 from shukei.extract.secrets import Credentials, Scrubber
 from shukei.extract.settings import ExtractSettings
-from shukei.extract.source_db import init_source
+from shukei.extract.source_db import SELECTS, init_source
 from shukei.generate.sales import generate_sales
 from shukei.project import Project
 
@@ -870,3 +870,161 @@ def test_sync_defaults_to_the_previous_day(
     assert "O20251201-000003" not in {r["order_id"] for r in staged}
     today = datetime.now(TOKYO).replace(hour=0, minute=0, second=0, microsecond=0)
     assert doc["extract"]["tables"]["orders"]["to"] == today.astimezone(UTC).isoformat()
+
+
+# -- the staged files: row groups, sizes, formats, exact text -------------------------------------
+def test_parquet_files_hold_whole_row_groups_of_a_fixed_size(
+    project: Project, source_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shukei.extract.extract as ex
+
+    # DuckDB appends row groups of its own size (122,880 rows) as they are: staged row groups
+    # have exactly that size and a file holds whole groups. Scaled down: groups of 4 rows,
+    # files of at most 10 rows hold 8.
+    monkeypatch.setattr(ex, "ROW_GROUP_ROWS", 4)
+    es = settings(source_url, tmp_path, file_rows=10)
+    rep = extract(project, es)
+    counts = source_counts(source_url)
+    for table in TABLES:
+        files = rep.tables[table].files
+        sizes = [pq.read_metadata(f.location).num_rows for f in files]
+        assert sum(sizes) == counts[table] == rep.tables[table].rows, table
+        assert [f.rows for f in files] == sizes
+        assert all(n == 8 for n in sizes[:-1]) and 0 < sizes[-1] <= 8, (table, sizes)
+        groups = [
+            meta.row_group(i).num_rows
+            for f in files
+            for meta in [pq.read_metadata(f.location)]
+            for i in range(meta.num_row_groups)
+        ]
+        assert all(n == 4 for n in groups[:-1]) and 0 < groups[-1] <= 4, (table, groups)
+        assert [Path(f.location).name for f in files] == [
+            f"{table}-{rep.run_id}-{i:04d}.parquet" for i in range(1, len(files) + 1)
+        ]
+    staged = parquet_rows([f.location for f in rep.tables["customers"].files])
+    keys = {r["customer_id"] for r in staged}
+    assert keys == {r[0] for r in src(source_url, "SELECT customer_id FROM customers")}
+    m = rep.metrics
+    assert m is not None
+    load_pending(project, "sales", m)
+    project.run("sales")
+    assert mart_daily_sales(project) == source_daily_sales(source_url)
+
+
+def test_csv_staging_writes_the_copy_output_in_files_of_file_rows(
+    project: Project, source_url: str, tmp_path: Path
+) -> None:
+    import csv
+    import hashlib
+
+    es = settings(source_url, tmp_path, staging_format="csv", file_rows=7)
+    rep = extract(project, es)
+    counts = source_counts(source_url)
+    tracked = {
+        loc: (n, digest)
+        for loc, n, digest in query(
+            wh(project), "SELECT location, rows_out, sha256 FROM shukei.extract_files"
+        )
+    }
+    for table in TABLES:
+        files = rep.tables[table].files
+        names = [Path(f.location).name for f in files]
+        assert names == [f"{table}-{rep.run_id}-{i:04d}.csv" for i in range(1, len(files) + 1)]
+        sizes = []
+        for f in files:
+            with open(f.location, newline="", encoding="utf-8") as fh:
+                rows = list(csv.reader(fh))
+            assert rows[0] == [c for c, _ in SELECTS[table]]  # the header: the contract's names
+            sizes.append(len(rows) - 1)
+            digest = hashlib.sha256(Path(f.location).read_bytes()).hexdigest()
+            assert tracked[f.location] == (len(rows) - 1, digest)
+        assert sum(sizes) == counts[table] == rep.tables[table].rows, table
+        assert all(n == 7 for n in sizes[:-1]) and 0 < sizes[-1] <= 7, (table, sizes)
+    assert not list((tmp_path / "stage").rglob(".*"))  # no temporary file left behind
+    marks = dict(query(wh(project), "SELECT table_name, watermark FROM shukei.extract_watermarks"))
+    for table in TABLES:
+        assert marks[table] == src(source_url, f"SELECT max(updated_at) FROM {table}")[0][0]
+    m = rep.metrics
+    assert m is not None
+    load = load_pending(project, "sales", m)
+    assert load["entities"] == counts
+    project.run("sales")
+    assert mart_daily_sales(project) == source_daily_sales(source_url)
+    # A window without a row stages no file at all.
+    empty = extract(project, es, since=date(2000, 1, 1), until=date(2000, 1, 2))
+    assert all(r.rows == 0 and r.files == [] for r in empty.tables.values())
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_awkward_text_reaches_raw_exactly(
+    pg_project: Project, source_url: str, tmp_path: Path, fmt: str
+) -> None:
+    # Quotes, a delimiter, line breaks, an empty string next to a NULL, non-ASCII text.
+    odd = {
+        "C000001": ('Ann "the" Ann, Jr.\nsecond line\r\nthird', "", None),
+        "C000002": ("東京 ｶﾀｶﾅ ①", None, ""),
+        "C000003": ('"', ",", "\n"),
+    }
+    for cid, (name, email, region) in odd.items():
+        src(
+            source_url,
+            "UPDATE customers SET name = %s, email = %s, region = %s WHERE customer_id = %s",
+            [name, email, region, cid],
+        )
+    rep = extract_and_load(pg_project, settings(source_url, tmp_path, staging_format=fmt))
+    assert rep.tables["customers"].rows == source_counts(source_url)["customers"]
+    raw = {
+        cid: (name, email, region)
+        for cid, name, email, region in query(
+            wh(pg_project), "SELECT customer_id, name, email, region FROM raw.customers"
+        )
+    }
+    truth = src(source_url, "SELECT customer_id, name, email, region FROM customers")
+    assert raw == {cid: (name, email, region) for cid, name, email, region in truth}
+    for cid, values in odd.items():
+        assert raw[cid] == values
+    if fmt == "parquet":
+        staged = {
+            r["customer_id"]: (r["name"], r["email"], r["region"])
+            for r in parquet_rows([f.location for f in rep.tables["customers"].files])
+        }
+        assert staged == raw
+
+
+def test_copy_out_streams_whole_rows_in_bounded_blocks(source_url: str) -> None:
+    from shukei.extract.source_db import copy_out
+
+    query_ = "COPY (SELECT * FROM order_items ORDER BY order_id, line_no) TO STDOUT (FORMAT csv)"
+    with psycopg.connect(source_url, autocommit=True) as con:
+        with con.cursor() as cur, cur.copy(query_) as cp:
+            truth = [bytes(row) for row in cp]
+        blocks: list[tuple[bytes, int]] = []
+        n = copy_out(con, query_.encode(), lambda b, r: blocks.append((bytes(b), r)), 200, cut=5)
+        assert n == len(truth) == sum(r for _, r in blocks)
+        assert b"".join(b for b, _ in blocks) == b"".join(truth)
+        start = 0
+        for data, rows in blocks:
+            assert data == b"".join(truth[start : start + rows])  # whole rows only
+            assert start // 5 == (start + rows - 1) // 5  # no block spans a multiple of 5 rows
+            assert len(data) - len(truth[start + rows - 1]) < 200  # cut once over 200 bytes
+            start += rows
+        # A failing COPY raises the driver's error for its SQLSTATE; the connection stays usable.
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            copy_out(con, b"COPY (SELECT * FROM no_such_table) TO STDOUT", lambda b, r: None, 1)
+        assert con.execute("SELECT 1").fetchone() == (1,)
+        # An empty result: no block at all.
+        empty = b"COPY (SELECT * FROM orders WHERE false) TO STDOUT (FORMAT csv)"
+        assert copy_out(con, empty, lambda b, r: blocks.append((bytes(b), r)), 1) == 0
+        assert con.execute("SELECT 2").fetchone() == (2,)
+
+
+def test_staging_format_is_validated(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shukei.errors import ConfigError
+    from shukei.extract.settings import load_extract_settings
+
+    monkeypatch.setenv("SHUKEI_STAGING_FORMAT", "csv")
+    assert load_extract_settings().staging_format == "csv"
+    monkeypatch.setenv("SHUKEI_STAGING_FORMAT", "xml")
+    with pytest.raises(ConfigError, match=r"staging_format \(environment SHUKEI_STAGING_FORMAT\)"):
+        load_extract_settings()
+    assert load_extract_settings(staging_format="parquet").staging_format == "parquet"

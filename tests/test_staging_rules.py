@@ -629,6 +629,40 @@ def test_conservation_per_batch_and_every_raw_row_in_exactly_one_place(
         assert n_raw == n_placed == {"orders": 10, "order_items": 2}[ent]
 
 
+@pytest.mark.parametrize("damage", ["lose", "duplicate"])
+def test_conservation_check_fails_on_a_lost_or_duplicated_row(
+    project: Project, tmp_path: Path, damage: str
+) -> None:
+    from shukei.errors import CheckFailed
+    from shukei.staging.merge import _check_conservation
+
+    d = tmp_path / "in"
+    t = "2025-12-01T10:00:00"
+    write_entity(
+        d,
+        "orders",
+        [("o1", "c1", "paid", "east", t, t), ("o2", "c2", "paid", "west", t, t)],
+    )
+    ingest_run(project, d)
+    with project.engine() as eng:
+        eng.execute("DELETE FROM shukei.check_results")
+        _check_conservation(eng, project.pipeline("sales"), 1)  # intact: passes
+        if damage == "lose":
+            eng.execute("DELETE FROM staging.orders WHERE order_id = 'o1'")
+        else:  # one raw row in two places
+            eng.execute(
+                "INSERT INTO staging.orders_superseded SELECT *, 'superseded' FROM staging.orders "
+                "WHERE order_id = 'o1'"
+            )
+        with pytest.raises(CheckFailed) as exc:
+            _check_conservation(eng, project.pipeline("sales"), 1)
+        assert exc.value.failed >= 1
+        assert eng.fetchall(
+            "SELECT status FROM shukei.check_results WHERE check_name = "
+            "'row_count_conservation' AND target = 'raw.orders' ORDER BY checked_at"
+        ) == [("pass",), ("fail",)]
+
+
 # -- hostile text, raw, lineage -------------------------------------------------------------------
 
 

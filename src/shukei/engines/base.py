@@ -35,6 +35,9 @@ class Engine(ABC):
     """A connection to one warehouse, owned by one shukei process."""
 
     NAME = "base"
+    # A column numbering a table's rows in insertion order, if the engine has one (DuckDB's
+    # rowid); else the row numbers shukei needs come from a window.
+    ROWID: str | None = None
     DIALECT = "duckdb"  # sqlglot dialect the engine speaks
     SUPPORTS_TRANSACTIONS = True
     CONCURRENT_READERS = False  # can a reader work beside the writer without its lock?
@@ -127,6 +130,12 @@ class Engine(ABC):
         """Create shukei's SQL helpers in schema `shukei`: div_round2(a, b), div_round4(a, b),
         exact division rounded half away from zero, NULL when b is 0."""
 
+    def create_table_from(self, table: tuple[str, str], select_sql: str) -> None:
+        """Create an empty table with the columns (names and types) of a query."""
+        self.execute(
+            f"CREATE TABLE {qualified(*table)} AS SELECT * FROM ({select_sql}) AS q WHERE 1 = 0"
+        )
+
     def ensure_index(  # noqa: B027 - optional hook
         self,
         table: tuple[str, str],
@@ -149,6 +158,10 @@ class Engine(ABC):
     # -- dialect helpers: SQL fragments around an expression ---------------------------------
     def nfkc(self, expr: str) -> str:
         """Unicode NFKC normalisation of a text expression."""
+        raise NotImplementedError
+
+    def is_ascii(self, expr: str) -> str:
+        """True when a text expression holds only ASCII (which NFKC leaves unchanged)."""
         raise NotImplementedError
 
     def trim(self, expr: str) -> str:
@@ -176,6 +189,10 @@ class Engine(ABC):
 
     def bucket(self, exprs: Sequence[str], n: str) -> str:
         """A bucket number in [0, n) for the values of `exprs` (n is SQL, e.g. `?`)."""
+        raise NotImplementedError
+
+    def row_hash(self, exprs: Sequence[str]) -> str:
+        """A 64-bit hash of the values of `exprs`, to be summed exactly (a multiset checksum)."""
         raise NotImplementedError
 
     def json_elements(self, expr: str) -> tuple[str, Callable[[str], str], str]:

@@ -14,6 +14,7 @@ import gzip
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,28 @@ log = logging.getLogger("shukei.engine")
 
 _LOCK_KEY = 0x5348554B  # "SHUK": one writer per database
 _COPY_CHUNK = 1 << 20
+
+# A load COPYs a file straight into its raw table, whose lineage columns are filled by DEFAULTs.
+# Settings local to the load's transaction carry the batch, its time and the file; a sequence
+# reset before each file numbers its rows from 1 (COPY evaluates defaults row by row, in file
+# order, in this backend). The sequence is shukei's own and only the writer, who holds the advisory
+# lock, uses it. The settings are read by functions declared IMMUTABLE on purpose: the planner
+# folds them into constants once per statement (each COPY starts after its file's settings), so
+# no row pays for reading and parsing a setting. They are only ever planned by one-shot statements
+# (never a prepared one), and outside a load they return NULL, so a statement that leaves lineage
+# out fails on NOT NULL. Column -> (the function, its type).
+_ROW_SEQ = qualified("shukei", "lineage_row_no")
+_LINEAGE = {
+    "_batch_id": ("lineage_batch_id", "BIGINT"),
+    "_ingested_at": ("lineage_ingested_at", "TIMESTAMPTZ"),
+    "_source_file": ("lineage_source_file", "TEXT"),
+}
+
+
+def _lineage_default(column: str) -> str:
+    if column == "_row_no":
+        return f"nextval({constant(_ROW_SEQ)})"
+    return f"{qualified('shukei', _LINEAGE[column][0])}()"
 
 
 def to_psycopg(sql: str) -> str:
@@ -225,31 +248,100 @@ class PostgresEngine(Engine):
     def load_raw(
         self, table: tuple[str, ...], files: Sequence[RawFile], lineage: Params
     ) -> dict[str, int]:
-        # One temp table per format and header layout; each file is COPYed into it with its
-        # index in a column whose DEFAULT reads a session setting, then one INSERT numbers the
-        # rows per file and appends them all to raw.
-        groups: dict[tuple[str, tuple[str, ...]], list[RawFile]] = {}
-        for f in files:
-            groups.setdefault((f.fmt, f.header), []).append(f)
-        counts: dict[str, int] = {}
-        for (fmt, header), group in groups.items():
-            counts.update(self._load_group(table, fmt, header, group, lineage))
-        return counts
+        # Each row is written once, by COPY straight into `table`, when a file's columns are the
+        # entity's (CSV in any column order, Parquet): the lineage columns come from DEFAULTs
+        # (see _LINEAGE). JSON lines, and CSVs with columns outside the contract, go through a
+        # temp table first, numbered the same way, and one INSERT picks the columns from it.
+        batch_id, ingested_at = lineage
+        with self.transaction():
+            self._ensure_lineage_defaults(table)
+            self.execute(
+                "SELECT set_config('shukei.batch_id', CAST(CAST(? AS BIGINT) AS TEXT), true), "
+                "set_config('shukei.ingested_at', ?, true)",
+                (batch_id, _instant_text(ingested_at)),
+            )
+            counts: dict[str, int] = {}
+            staged: dict[tuple[str, tuple[str, ...]], list[RawFile]] = {}
+            target = qualified(*table)
+            for f in files:
+                cols = list(f.columns)
+                header = list(f.header) or (_csv_header(Path(f.path)) if f.fmt == "csv" else [])
+                if f.fmt == "parquet":
+                    copy = f"COPY {target} ({column_list(cols)}) FROM STDIN (FORMAT csv)"
+                    self._start_file(f.path)
+                    counts[f.path] = self._copy_parquet(copy, Path(f.path), cols)
+                elif f.fmt == "csv" and sorted(header) == sorted(cols):
+                    copy = (
+                        f"COPY {target} ({column_list(header)}) FROM STDIN "
+                        "(FORMAT csv, HEADER true)"
+                    )
+                    self._start_file(f.path)
+                    counts[f.path] = self._copy_file(copy, Path(f.path))
+                elif f.fmt in ("csv", "jsonl"):
+                    staged.setdefault((f.fmt, tuple(header)), []).append(f)
+                else:
+                    raise InputError(f"{f.path}: unsupported input format {f.fmt!r}")
+            for (fmt, names), group in staged.items():
+                counts.update(self._load_staged(target, fmt, names, group, lineage))
+        return {f.path: counts.get(f.path, 0) for f in files}
 
-    def _load_group(
+    def _ensure_lineage_defaults(self, table: tuple[str, ...]) -> None:
+        """Give `table`'s lineage columns the DEFAULTs a load fills them with (once per table)."""
+        missing = self.scalar(
+            "SELECT to_regclass(?) IS NULL OR to_regprocedure(?) IS NULL",
+            ("shukei.lineage_row_no", "shukei.lineage_source_file()"),
+        )
+        if missing:
+            # CACHE: numbers are fetched 1,000 at a time (setval discards the cached ones).
+            self.execute(f"CREATE SEQUENCE IF NOT EXISTS {_ROW_SEQ} CACHE 1000")
+            for column, (name, typ) in _LINEAGE.items():
+                setting = constant("shukei." + column.lstrip("_"))
+                self.execute(
+                    f"CREATE OR REPLACE FUNCTION {qualified('shukei', name)}() RETURNS {typ} "
+                    f"LANGUAGE sql IMMUTABLE AS $$ SELECT CAST(nullif(current_setting("
+                    f"{setting}, true), '') AS {typ}) $$"
+                )
+        have = dict(
+            self.fetchall(
+                "SELECT a.attname, pg_get_expr(d.adbin, d.adrelid) FROM pg_attribute a "
+                "JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+                "WHERE a.attrelid = CAST(? AS regclass) AND NOT a.attisdropped",
+                (qualified(*table),),
+            )
+        )
+        columns = [*_LINEAGE, "_row_no"]
+        marks = [*(name for name, _ in _LINEAGE.values()), "lineage_row_no"]
+        if all(m in str(have.get(c, "")) for c, m in zip(columns, marks, strict=True)):
+            return
+        self.execute(
+            f"ALTER TABLE {qualified(*table)} "
+            + ", ".join(
+                f"ALTER COLUMN {quote(c)} SET DEFAULT {_lineage_default(c)}" for c in columns
+            )
+        )
+
+    def _start_file(self, path: str) -> None:
+        """The next rows COPYed come from `path` and are numbered from 1."""
+        self.execute(
+            "SELECT set_config('shukei.source_file', ?, true), "
+            f"setval({constant(_ROW_SEQ)}, 1, false)",
+            (path,),
+        )
+
+    def _load_staged(
         self,
-        table: tuple[str, ...],
+        target: str,
         fmt: str,
         header: tuple[str, ...],
         group: list[RawFile],
         lineage: Params,
     ) -> dict[str, int]:
         cols = list(group[0].columns)
-        self.execute("DROP TABLE IF EXISTS _shukei_load")
         fixed = (
-            "_n BIGINT GENERATED ALWAYS AS IDENTITY, "
-            "_f INTEGER DEFAULT current_setting('shukei.file')::integer"
+            f"_source_file TEXT DEFAULT {_lineage_default('_source_file')}, "
+            f"_row_no BIGINT DEFAULT {_lineage_default('_row_no')}"
         )
+        self.execute("DROP TABLE IF EXISTS _shukei_load")
         if fmt == "jsonl":
             self.execute(f"CREATE TEMP TABLE _shukei_load ({fixed}, line TEXT)")
             # One JSON document per line, copied verbatim: delimiter and quote never occur in text.
@@ -257,79 +349,89 @@ class PostgresEngine(Engine):
                 "COPY _shukei_load (line) FROM STDIN (FORMAT csv, DELIMITER E'\\x01', "
                 "QUOTE E'\\x02')"
             )
-            picks = ", ".join(
-                f"CASE WHEN jsonb_typeof(line::jsonb -> {constant(c)}) IN ('object', 'array') "
-                f"THEN (line::jsonb -> {constant(c)})::text ELSE line::jsonb ->> {constant(c)} END"
-                for c in cols
-            )
-            where = " WHERE btrim(l.line) <> ''"
-        elif fmt == "csv":
+        else:
             # Only the entity's (validated) names reach the SQL; other columns are not read.
             names = [c if c in cols else f"_ignored_{i}" for i, c in enumerate(header)]
             defs = ", ".join(f"{quote(h)} TEXT" for h in names)
             self.execute(f"CREATE TEMP TABLE _shukei_load ({fixed}, {defs})")
             copy = f"COPY _shukei_load ({column_list(names)}) FROM STDIN (FORMAT csv, HEADER true)"
-            picks, where = column_list(cols, "l"), ""
-        elif fmt == "parquet":
-            defs = ", ".join(f"{quote(c)} TEXT" for c in cols)
-            self.execute(f"CREATE TEMP TABLE _shukei_load ({fixed}, {defs})")
-            copy = f"COPY _shukei_load ({column_list(cols)}) FROM STDIN (FORMAT csv)"
-            picks, where = column_list(cols, "l"), ""
-        else:
-            raise InputError(f"unsupported input format {fmt!r}")
-        for idx, f in enumerate(group):
-            self.execute("SELECT set_config('shukei.file', ?, false)", (str(idx),))
-            if fmt == "parquet":
-                self._copy_parquet(copy, Path(f.path), cols)
-            else:
-                self._copy_file(copy, Path(f.path))
-        self.execute("DROP TABLE IF EXISTS _shukei_files")
-        self.execute("CREATE TEMP TABLE _shukei_files (_f INTEGER, path TEXT)")
-        self.insert_rows("_shukei_files", [(i, f.path) for i, f in enumerate(group)])
+        counts: dict[str, int] = {}
+        for f in group:
+            self._start_file(f.path)
+            counts[f.path] = self._copy_file(copy, Path(f.path))
+        insert = (
+            f"INSERT INTO {target} (_batch_id, _ingested_at, _source_file, _row_no, "
+            f"{column_list(cols)}) SELECT ?, ?, l._source_file, l._row_no, "
+        )
         if fmt == "jsonl":
-            picks = picks.replace("line::jsonb", "l.line::jsonb")
-            bad = self.fetchone(
-                "SELECT f.path, l._n - m.first + 1 FROM _shukei_load l JOIN _shukei_files f "
-                "ON f._f = l._f JOIN (SELECT _f, min(_n) AS first FROM _shukei_load GROUP BY _f) m "
-                "ON m._f = l._f WHERE btrim(l.line) <> '' AND shukei.try_jsonb(l.line) IS NULL "
-                "ORDER BY l._n LIMIT 1"
+            self._insert_json(insert, cols, group, lineage)
+            counts = dict.fromkeys(counts, 0)
+            counts.update(
+                self.fetchall(
+                    "SELECT _source_file, count(*) FROM _shukei_load WHERE btrim(line) <> '' "
+                    "GROUP BY _source_file"
+                )
             )
-            if bad is not None:
+        else:
+            self.execute(insert + f"{column_list(cols, 'l')} FROM _shukei_load l", lineage)
+        self.execute("DROP TABLE _shukei_load")
+        return {p: int(n) for p, n in counts.items()}
+
+    def _insert_json(
+        self, insert: str, cols: list[str], group: list[RawFile], lineage: Params
+    ) -> None:
+        """Append the staged JSON lines (each parsed once); name the first one that is not JSON."""
+        picks = ", ".join(
+            f"CASE WHEN jsonb_typeof(l.j -> {constant(c)}) IN ('object', 'array') "
+            f"THEN (l.j -> {constant(c)})::text ELSE l.j ->> {constant(c)} END"
+            for c in cols
+        )
+        # OFFSET 0 keeps the subquery whole, so each line is parsed once, not once per column.
+        sql = insert + (
+            f"{picks} FROM (SELECT _source_file, _row_no, CAST(line AS jsonb) AS j "
+            "FROM _shukei_load WHERE btrim(line) <> '' OFFSET 0) AS l"
+        )
+        self.execute("SAVEPOINT _shukei_json")
+        try:
+            with self._conn.cursor() as cur:
+                cur.execute(to_psycopg(sql), list(lineage))
+        except self._psycopg.DataError as exc:
+            failure = exc
+        except self._psycopg.Error as exc:
+            raise self._classify(exc) from None
+        else:
+            self.execute("RELEASE SAVEPOINT _shukei_json")
+            return
+        self.execute("ROLLBACK TO SAVEPOINT _shukei_json")
+        bad = dict(
+            self.fetchall(
+                "SELECT _source_file, min(_row_no) FROM _shukei_load WHERE btrim(line) <> '' "
+                "AND shukei.try_jsonb(line) IS NULL GROUP BY _source_file"
+            )
+        )
+        for f in group:
+            if f.path in bad:
                 raise InputError(
-                    f"{bad[0]}: line {bad[1]} is not a JSON object PostgreSQL can store "
+                    f"{f.path}: line {bad[f.path]} is not a JSON object PostgreSQL can store "
                     "(malformed, or holding a \\u0000 escape)"
                 )
-        self.execute(
-            f"INSERT INTO {qualified(*table)} (_batch_id, _ingested_at, _source_file, _row_no, "
-            f"{column_list(cols)}) SELECT ?, ?, f.path, l._n - m.first + 1, {picks} "
-            "FROM _shukei_load l JOIN _shukei_files f ON f._f = l._f "
-            "JOIN (SELECT _f, min(_n) AS first FROM _shukei_load GROUP BY _f) m ON m._f = l._f"
-            + where,
-            lineage,
-        )
-        per_file = dict(
-            self.fetchall(
-                f"SELECT f.path, count(*) FROM _shukei_load l JOIN _shukei_files f "
-                f"ON f._f = l._f{where} GROUP BY f.path"
-            )
-        )
-        self.execute("DROP TABLE _shukei_load")
-        self.execute("DROP TABLE _shukei_files")
-        return {f.path: int(per_file.get(f.path, 0)) for f in group}
+        raise self._classify(failure) from None
 
-    def _copy_file(self, copy_sql: str, path: Path) -> None:
+    def _copy_file(self, copy_sql: str, path: Path) -> int:
         opener = gzip.open if path.name.lower().endswith(".gz") else open
         try:
-            with self._conn.cursor() as cur, cur.copy(copy_sql) as cp, opener(path, "rb") as fh:
-                while chunk := fh.read(_COPY_CHUNK):
-                    cp.write(chunk)
+            with self._conn.cursor() as cur:
+                with cur.copy(copy_sql) as cp, opener(path, "rb") as fh:
+                    while chunk := fh.read(_COPY_CHUNK):
+                        cp.write(chunk)
+                return max(int(cur.rowcount), 0)
         except self._psycopg.Error as exc:
             err = self._classify(exc)
             if err.transient:
                 raise err from None
             raise InputError(f"{path}: cannot load: {_clean(exc)}") from None
 
-    def _copy_parquet(self, copy_sql: str, path: Path, cols: list[str]) -> None:
+    def _copy_parquet(self, copy_sql: str, path: Path, cols: list[str]) -> int:
         import io
 
         import pyarrow as pa
@@ -337,15 +439,20 @@ class PostgresEngine(Engine):
         import pyarrow.parquet as pq
 
         try:
-            with self._conn.cursor() as cur, cur.copy(copy_sql) as cp:
-                for batch in pq.ParquetFile(path).iter_batches(columns=cols, batch_size=65536):
-                    text = pa.Table.from_batches([batch]).cast(
-                        pa.schema([(c, pa.string()) for c in cols])
-                    )
-                    buf = io.BytesIO()
-                    pcsv.write_csv(text, buf, pcsv.WriteOptions(include_header=False))
-                    cp.write(buf.getvalue())
+            with self._conn.cursor() as cur:
+                with cur.copy(copy_sql) as cp:
+                    for batch in pq.ParquetFile(path).iter_batches(columns=cols, batch_size=65536):
+                        text = pa.Table.from_batches([batch]).cast(
+                            pa.schema([(c, pa.string()) for c in cols])
+                        )
+                        buf = io.BytesIO()
+                        pcsv.write_csv(text, buf, pcsv.WriteOptions(include_header=False))
+                        cp.write(buf.getvalue())
+                return max(int(cur.rowcount), 0)
         except self._psycopg.Error as exc:
+            err = self._classify(exc)
+            if err.transient:
+                raise err from None
             raise InputError(f"{path}: cannot load: {_clean(exc)}") from None
 
     # -- catalog -----------------------------------------------------------------------------
@@ -407,13 +514,17 @@ class PostgresEngine(Engine):
     # -- dialect -----------------------------------------------------------------------------
     def nfkc(self, expr: str) -> str:
         # ASCII text is already NFKC; testing that costs far less than normalize().
-        return (
-            f"(CASE WHEN octet_length({expr}) = char_length({expr}) THEN {expr} "
-            f"ELSE normalize({expr}, NFKC) END)"
-        )
+        return f"(CASE WHEN {self.is_ascii(expr)} THEN {expr} ELSE normalize({expr}, NFKC) END)"
+
+    def is_ascii(self, expr: str) -> str:
+        return f"octet_length({expr}) = char_length({expr})"
 
     def regex_full(self, expr: str, pattern: str) -> str:
         return f"({expr} ~ {constant('^(?:' + pattern + ')$')})"
+
+    def row_hash(self, exprs: Sequence[str]) -> str:
+        # bigint; its sum is a numeric, exact
+        return f"hashtextextended(concat_ws(chr(31), {', '.join(exprs)}), 0)"
 
     def bucket(self, exprs: Sequence[str], n: str) -> str:
         joined = "concat_ws(chr(31), " + ", ".join(exprs) + ")"
@@ -467,6 +578,11 @@ def _permanent_connect_error(msg: str) -> bool:
             "invalid",
         )
     )
+
+
+def _instant_text(value: Any) -> str:
+    """A timestamp as text PostgreSQL reads back exactly (ISO 8601, microseconds, offset)."""
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 def _csv_header(path: Path) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from shukei.errors import ConfigError
 
@@ -27,6 +27,7 @@ class ExtractSettings:
     extract_retries: int = 5
     retry_wait_s: float = 0.5
     file_rows: int = 1_000_000
+    staging_format: str = "parquet"
 
 
 def _model() -> Any:
@@ -62,7 +63,12 @@ def _model() -> Any:
         retry_wait_s: float = Field(
             0.5, ge=0, le=60, description="first backoff wait; doubles per attempt, with jitter"
         )
-        file_rows: int = Field(1_000_000, ge=1, description="rows per staged Parquet file")
+        file_rows: int = Field(1_000_000, ge=1, description="rows per staged file")
+        staging_format: Literal["parquet", "csv"] = Field(
+            "parquet",
+            description="staged files as Parquet (text columns, lineage in their metadata) or as "
+            "the source's own COPY CSV (loads into a PostgreSQL warehouse without conversion)",
+        )
 
     return Model
 

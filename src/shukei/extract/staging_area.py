@@ -110,12 +110,16 @@ class StagingArea:
         folder.mkdir(parents=True, exist_ok=True)
         return folder / f".{name}.part"
 
-    def publish(self, tmp: Path, table: str, day: str, name: str, rows: int) -> StagedFile:
-        """Make a fully written temp file a staged file, durably. Returns what was staged."""
+    def publish(
+        self, tmp: Path, table: str, day: str, name: str, rows: int, sha256: str | None = None
+    ) -> StagedFile:
+        """Make a fully written temp file a staged file, durably. Returns what was staged.
+
+        `sha256`: the file's digest when the writer computed it on the way (else it is read)."""
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         size = tmp.stat().st_size
-        digest = sha256_of(tmp)
+        digest = sha256 or sha256_of(tmp)
         loc = self.location(day, name)
         if self.remote:
             fs = _fs(loc)

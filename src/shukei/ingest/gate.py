@@ -18,7 +18,7 @@ from shukei.engines.base import Engine, RawFile
 from shukei.pipeline.definition import Gate, Pipeline
 from shukei.sql import column_list, qualified, quote
 from shukei.staging.merge import explode_select
-from shukei.staging.typing_sql import typed_select
+from shukei.staging.typing_sql import ascii_columns, typed_select
 
 log = logging.getLogger("shukei.gate")
 
@@ -99,11 +99,17 @@ def run_gate(
         for c in cols
     )
     part = f", {quote(ent.partition_column)}" if ent.partition_column else ""
+    ascii_only = ascii_columns(engine, ent, "TRUE", (), "_shukei_incoming")
     engine.execute(f"DROP TABLE IF EXISTS {BATCH}")
+    # Rows are numbered in arrival order (file, then row): by the engine's own row id where it
+    # has one (a window over the whole batch runs on one thread).
+    rid = f"r.{engine.ROWID} + 1" if engine.ROWID else "row_number() OVER ()"
+    typed_sql = typed_select(
+        engine, ent, "TRUE", "_shukei_incoming", ascii_only, [f"{rid} AS _row_id"]
+    )
     engine.execute(
-        f"CREATE TEMP TABLE {BATCH} AS SELECT row_number() OVER () AS _row_id, _source_file, "
-        f"_row_no, {typed}{part}, _reason AS _type_reason FROM "
-        f"({typed_select(engine, ent, 'TRUE', '_shukei_incoming')}) AS t"
+        f"CREATE TEMP TABLE {BATCH} AS SELECT _row_id, _source_file, "
+        f"_row_no, {typed}{part}, _reason AS _type_reason FROM ({typed_sql}) AS t"
     )
     engine.execute("DROP TABLE IF EXISTS _shukei_gate_ctx")
     engine.execute(
@@ -173,18 +179,25 @@ def run_gate(
         return result
     cl = column_list(cols)
     lineage = "_batch_id, _ingested_at, _source_file, _row_no"
+    if engine.ROWID:  # an incoming row's id is its row id: no join back on (file, row)
+        src, row_id = "_shukei_incoming AS i", f"i.{engine.ROWID} + 1"
+    else:
+        src, row_id = (
+            f"_shukei_incoming AS i JOIN {BATCH} AS g ON g._source_file = i._source_file "
+            "AND g._row_no = i._row_no",
+            "g._row_id",
+        )
     engine.execute(
         f"INSERT INTO {qualified('raw', ent.name)} ({lineage}, {cl}) SELECT "
         f"{', '.join('i.' + c for c in lineage.split(', '))}, {column_list(cols, 'i')} "
-        f"FROM _shukei_incoming AS i JOIN {BATCH} AS g ON g._source_file = i._source_file "
-        "AND g._row_no = i._row_no WHERE g._row_id NOT IN (SELECT _row_id FROM _shukei_gate_fail)"
+        f"FROM {src} WHERE NOT EXISTS (SELECT 1 FROM _shukei_gate_fail AS x "
+        f"WHERE x._row_id = {row_id})"
     )
     engine.execute(
         f"INSERT INTO {qualified('staging', ent.name + '_quarantine')} "
         f"(_batch_id, _source_file, _row_no, {cl}, _reason) SELECT i._batch_id, i._source_file, "
-        f"i._row_no, {column_list(cols, 'i')}, f.reasons FROM _shukei_incoming AS i "
-        f"JOIN {BATCH} AS g ON g._source_file = i._source_file AND g._row_no = i._row_no "
+        f"i._row_no, {column_list(cols, 'i')}, f.reasons FROM {src} "
         "JOIN (SELECT _row_id, string_agg(check_name, '; ' ORDER BY check_name) AS reasons "
-        "FROM _shukei_gate_fail GROUP BY _row_id) AS f ON f._row_id = g._row_id"
+        f"FROM _shukei_gate_fail GROUP BY _row_id) AS f ON f._row_id = {row_id}"
     )
     return result

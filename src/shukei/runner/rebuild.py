@@ -110,7 +110,7 @@ def run_checks(
 def create_mart(engine: Engine, mart: Mart, select_sql: str) -> None:
     """Create a mart's table from a query's columns, with the indexes BI queries need."""
     t = ("marts", mart.name)
-    engine.execute(f"CREATE TABLE {qualified(*t)} AS SELECT * FROM ({select_sql}) AS q WHERE 1 = 0")
+    engine.create_table_from(t, select_sql)
     keys = list(dict.fromkeys([*(c for c in [mart.partition, mart.keyed_by] if c), *mart.grain]))
     engine.ensure_index(t, keys, unique=True)
     for c in keys:

@@ -19,11 +19,11 @@ from shukei.errors import CheckFailed
 from shukei.pipeline.definition import Entity, Pipeline
 from shukei.sql import column_list, qualified, quote
 from shukei.staging.tables import typed_columns
-from shukei.staging.typing_sql import clean_text, typed_select
+from shukei.staging.typing_sql import ascii_columns, clean_text, typed_rows
 
 log = logging.getLogger("shukei.staging")
 
-SLICE_ROWS = 2_000_000  # raw rows merged at once, at most about
+SLICE_ROWS = 50_000_000  # raw rows merged at once, at most about (the merge spills beyond memory)
 
 
 @dataclass
@@ -130,97 +130,134 @@ def _merge_slice(
         qualified("staging", n + "_quarantine"),
     )
     keys_on = " AND ".join(f"a.{quote(k)} = b.{quote(k)}" for k in key)
-
-    e.execute("DROP TABLE IF EXISTS _shukei_t")
-    e.execute(f"CREATE TEMP TABLE _shukei_t AS {typed_select(e, ent, where)}", params)
-    e.execute(
-        f"INSERT INTO {quar} ({lineage}, {column_list(list(ent.column_names))}, _reason) "
-        f"SELECT {lineage}, {column_list(list(ent.column_names))}, _reason FROM _shukei_t "
-        "WHERE _reason IS NOT NULL"
-    )
-    quarantined = int(e.scalar("SELECT count(*) FROM _shukei_t WHERE _reason IS NOT NULL"))
-
-    # Valid candidates, ranked per key: latest version, then later file, then later row.
-    typed_as = ", ".join(f"{quote(c + '__v')} AS {quote(c)}" for c in ent.column_names) + (
-        f", {quote(ent.partition_column)}" if ent.partition_column else ""
-    )
+    keys_on_m = keys_on.replace("b.", "m.")
     part = column_list(list(key))
-    e.execute("DROP TABLE IF EXISTS _shukei_c")
-    e.execute(
-        f"CREATE TEMP TABLE _shukei_c AS SELECT *, row_number() OVER (PARTITION BY {part} "
-        f"ORDER BY {ver} DESC, _source_file DESC, _row_no DESC) AS _rn FROM "
-        f"(SELECT {typed_as}, {lineage} FROM _shukei_t WHERE _reason IS NULL) AS t"
-    )
-    same_all = _eq((*ent.content_columns, ent.version), "a", "b")
-    # In-batch losers: exact copies of their winner are duplicates, the rest superseded.
-    e.execute(
-        f"INSERT INTO {sup} ({cl}, {lineage}, _reason) SELECT {column_list(cols, 'a')}, "
-        f"a._batch_id, a._source_file, a._row_no, CASE WHEN {same_all} THEN 'duplicate' "
-        f"ELSE 'superseded' END FROM _shukei_c a JOIN _shukei_c b ON {keys_on} AND b._rn = 1 "
-        "WHERE a._rn > 1"
-    )
-    losers = e.fetchone(
-        f"SELECT count(*) FILTER (WHERE {same_all}), count(*) FROM _shukei_c a JOIN _shukei_c b "
-        f"ON {keys_on} AND b._rn = 1 WHERE a._rn > 1"
-    )
-    assert losers is not None
-    dup_in_batch, lost_in_batch = int(losers[0]), int(losers[1])
 
-    # Winners against the current version of their key.
+    # One pass over raw: typed values, reasons, and the raw text of unusable rows only; every
+    # valid row starts as its key's winner (_rn = 1). It streams (and spills) at any size. Only
+    # the keys with several valid candidates in the batch, usually few, are then ranked by a
+    # window (latest version, later file, later row), and their losers' _rn updated.
+    ascii_only = ascii_columns(e, ent, where, params)
+    e.execute("DROP TABLE IF EXISTS _shukei_t")
+    e.execute(
+        "CREATE TEMP TABLE _shukei_t AS SELECT *, CASE WHEN _reason IS NULL THEN 1 END AS _rn "
+        f"FROM ({typed_rows(e, ent, where, ascii_only)}) AS t",
+        params,
+    )
+    e.execute("DROP TABLE IF EXISTS _shukei_k")
+    e.execute(
+        f"CREATE TEMP TABLE _shukei_k AS SELECT {part} FROM _shukei_t WHERE _reason IS NULL "
+        f"GROUP BY {part} HAVING count(*) > 1"
+    )
+    k_on = " AND ".join(f"k.{quote(c)} = t.{quote(c)}" for c in key)
+    e.execute("DROP TABLE IF EXISTS _shukei_tm")
+    e.execute(
+        f"CREATE TEMP TABLE _shukei_tm AS SELECT t.*, row_number() OVER (PARTITION BY "
+        f"{column_list(list(key), 't')} ORDER BY t.{ver} DESC, t._source_file DESC, "
+        f"t._row_no DESC) AS _r FROM _shukei_t t JOIN _shukei_k k ON {k_on} "
+        "WHERE t._reason IS NULL"
+    )
+    e.execute(
+        "UPDATE _shukei_t SET _rn = m._r FROM _shukei_tm AS m WHERE m._r > 1 "
+        "AND _shukei_t._source_file = m._source_file AND _shukei_t._row_no = m._row_no"
+    )
+    raw_cols = column_list(list(ent.column_names))
+    raw_kept = ", ".join(quote(c + "__r") for c in ent.column_names)
+    e.execute(
+        f"INSERT INTO {quar} ({lineage}, {raw_cols}, _reason) "
+        f"SELECT {lineage}, {raw_kept}, _reason FROM _shukei_t WHERE _reason IS NOT NULL"
+    )
+
+    # In-batch losers: exact copies of their winner are duplicates, the rest superseded.
+    same_all = _eq((*ent.content_columns, ent.version), "a", "b")
+    e.execute("DROP TABLE IF EXISTS _shukei_l")
+    e.execute(
+        f"CREATE TEMP TABLE _shukei_l AS SELECT {column_list(cols, 'a')}, a._batch_id, "
+        f"a._source_file, a._row_no, CASE WHEN {same_all} THEN 'duplicate' ELSE 'superseded' "
+        f"END AS _reason FROM _shukei_tm a JOIN _shukei_tm b ON {keys_on} AND b._r = 1 "
+        "WHERE a._r > 1"
+    )
+    e.execute(f"INSERT INTO {sup} ({cl}, {lineage}, _reason) SELECT * FROM _shukei_l")
+
+    # Winners whose key already has a current version (none on a first load): older, an exact
+    # re-send, or a replacement. Every other winner is a new key, inserted as it is.
     same_content = _eq(ent.content_columns, "a", "b")
     e.execute("DROP TABLE IF EXISTS _shukei_m")
     e.execute(
-        f"CREATE TEMP TABLE _shukei_m AS SELECT a.*, CASE "
-        f"WHEN b._row_no IS NULL THEN 'insert' "
+        f"CREATE TEMP TABLE _shukei_m AS SELECT {column_list(list(key), 'a')}, CASE "
         f"WHEN a.{ver} < b.{ver} THEN 'older' "
         f"WHEN a.{ver} = b.{ver} AND {same_content} THEN 'duplicate' "
-        f"ELSE 'replace' END AS _action, "
-        f"(b._row_no IS NULL OR NOT ({same_content})) AS _changed "
-        f"FROM _shukei_c a LEFT JOIN {staging} b ON {keys_on} WHERE a._rn = 1"
-    )
-    e.execute("DROP TABLE IF EXISTS _shukei_old")
-    e.execute(
-        f"CREATE TEMP TABLE _shukei_old AS SELECT a.*, b._changed FROM {staging} a "
-        f"JOIN _shukei_m b ON {keys_on} WHERE b._action = 'replace'"
-    )
-    e.execute(
-        f"INSERT INTO {sup} ({cl}, {lineage}, _reason) SELECT {cl}, {lineage}, 'replaced' "
-        "FROM _shukei_old"
-    )
-    e.execute(
-        f"DELETE FROM {staging} AS a USING _shukei_m AS b WHERE {keys_on} AND b._action = 'replace'"
-    )
-    e.execute(
-        f"INSERT INTO {staging} ({cl}, {lineage}) SELECT {cl}, {lineage} FROM _shukei_m "
-        "WHERE _action IN ('insert', 'replace')"
-    )
-    e.execute(
-        f"INSERT INTO {sup} ({cl}, {lineage}, _reason) SELECT {cl}, {lineage}, CASE _action "
-        "WHEN 'older' THEN 'superseded' ELSE 'duplicate' END FROM _shukei_m "
-        "WHERE _action IN ('older', 'duplicate')"
+        f"ELSE 'replace' END AS _action, NOT ({same_content}) AS _changed "
+        f"FROM _shukei_t a JOIN {staging} b ON {keys_on} WHERE a._rn = 1"
     )
     row = e.fetchone(
-        "SELECT count(*) FILTER (WHERE _action IN ('insert', 'replace')), "
-        "count(*) FILTER (WHERE _action = 'older'), count(*) FILTER (WHERE _action = 'duplicate')"
-        " FROM _shukei_m"
+        "SELECT (SELECT count(*) FROM _shukei_t WHERE _reason IS NOT NULL), "
+        "(SELECT count(*) FROM _shukei_t WHERE _rn = 1), "
+        "(SELECT count(*) FROM _shukei_l), "
+        "(SELECT count(*) FROM _shukei_l WHERE _reason = 'duplicate'), "
+        "(SELECT count(*) FROM _shukei_m WHERE _action = 'older'), "
+        "(SELECT count(*) FROM _shukei_m WHERE _action = 'duplicate'), "
+        "(SELECT count(*) FROM _shukei_m)"
     )
     assert row is not None
-    used, older, dup = (int(x) for x in row)
+    quarantined, winners, lost_in_batch, dup_in_batch, older, dup, known = (int(x) for x in row)
 
-    # Changed rows, old and new sides: what reaches the marts.
-    e.execute("DROP TABLE IF EXISTS _shukei_chg")
+    e.execute("DROP TABLE IF EXISTS _shukei_old")
     e.execute(
-        f"CREATE TEMP TABLE _shukei_chg AS SELECT {cl} FROM _shukei_old WHERE _changed "
-        f"UNION ALL SELECT {cl} FROM _shukei_m WHERE _action IN ('insert', 'replace') AND _changed"
+        f"CREATE TEMP TABLE _shukei_old AS SELECT b.*, m._changed FROM {staging} b "
+        f"JOIN _shukei_m m ON {keys_on_m.replace('a.', 'b.')} WHERE m._action = 'replace'"
+    )
+    winner = "a._rn = 1"
+    if known:  # else every winner is a new key: no anti-joins
+        e.execute(
+            f"INSERT INTO {sup} ({cl}, {lineage}, _reason) SELECT {cl}, {lineage}, 'replaced' "
+            "FROM _shukei_old"
+        )
+        e.execute(
+            f"DELETE FROM {staging} AS a USING _shukei_m AS m WHERE {keys_on_m} "
+            "AND m._action = 'replace'"
+        )
+        e.execute(
+            f"INSERT INTO {sup} ({cl}, {lineage}, _reason) SELECT {column_list(cols, 'a')}, "
+            "a._batch_id, a._source_file, a._row_no, CASE m._action WHEN 'older' THEN "
+            f"'superseded' ELSE 'duplicate' END FROM _shukei_t a JOIN _shukei_m m ON {keys_on_m} "
+            "WHERE a._rn = 1 AND m._action <> 'replace'"
+        )
+        winner += (
+            f" AND NOT EXISTS (SELECT 1 FROM _shukei_m m WHERE {keys_on_m} "
+            "AND m._action <> 'replace')"
+        )
+    e.execute(
+        f"INSERT INTO {staging} ({cl}, {lineage}) SELECT {cl}, {lineage} FROM _shukei_t a "
+        f"WHERE {winner}"
+    )
+
+    # Changed rows, old and new sides: what reaches the marts. A view: a first load changes
+    # every row, and copying them all once more would cost more than reading them twice.
+    changed = "a._rn = 1"
+    if known:
+        changed += (
+            f" AND NOT EXISTS (SELECT 1 FROM _shukei_m m WHERE {keys_on_m} "
+            "AND (m._action <> 'replace' OR NOT m._changed))"
+        )
+    e.execute("DROP VIEW IF EXISTS _shukei_chg")
+    e.execute(
+        f"CREATE TEMP VIEW _shukei_chg AS SELECT {cl} FROM _shukei_old WHERE _changed "
+        f"UNION ALL SELECT {column_list(cols, 'a')} FROM _shukei_t a WHERE {changed}"
     )
     _mark_dirty(e, p, ent, batch_id)
     for child in p.entities.values():
         if child.explode is not None and child.explode.entity == ent.name:
             _explode(e, p, ent, child)
-    for t in ("_shukei_t", "_shukei_c", "_shukei_m", "_shukei_old", "_shukei_chg"):
+    e.execute("DROP VIEW IF EXISTS _shukei_chg")
+    for t in ("_shukei_t", "_shukei_tm", "_shukei_k", "_shukei_l", "_shukei_m", "_shukei_old"):
         e.execute(f"DROP TABLE IF EXISTS {t}")
     return EntityCounts(
-        0, used, lost_in_batch - dup_in_batch + older, dup_in_batch + dup, quarantined
+        0,
+        winners - older - dup,
+        lost_in_batch - dup_in_batch + older,
+        dup_in_batch + dup,
+        quarantined,
     )
 
 
@@ -283,7 +320,8 @@ def _fact_rows_reached(p: Pipeline, ent: Entity) -> str | None:
         on = " AND ".join(f"{prev}.{quote(a)} = h{i}.{quote(b)}" for a, b in hop.on)
         joins.append(f"JOIN {qualified('staging', hop.entity)} AS h{i} ON {on}")
         prev = f"h{i}"
-    return f"SELECT DISTINCT {prev}.* FROM _shukei_chg AS h0 {' '.join(joins)}"
+    # No DISTINCT here: the caller keeps distinct dates, which is far cheaper than whole rows.
+    return f"SELECT {prev}.* FROM _shukei_chg AS h0 {' '.join(joins)}"
 
 
 def _mark_dirty(e: Engine, p: Pipeline, ent: Entity, batch_id: int) -> None:
@@ -321,7 +359,26 @@ def _check_conservation(e: Engine, p: Pipeline, batch_id: int) -> None:
             "ON x._source_file = r._source_file AND x._row_no = r._row_no "
             "WHERE r._batch_id = ? GROUP BY r._source_file, r._row_no HAVING count(x._row_no) <> 1"
         )
-        bad = int(e.scalar(f"SELECT count(*) FROM ({sql}) AS q", (batch_id,) * 4))
+        # Fast proof first: equal row counts and equal sums of a 64-bit hash of (file, row)
+        # over raw and over the places. A lost or duplicated row changes a sum (a miss needs a
+        # 64-bit collision); only then is the row-level query run, to count them. A gate's
+        # quarantine holds rows raw never received, so gated entities always take that path.
+        h = e.row_hash(["_source_file", "_row_no"])
+        sums = " UNION ALL ".join(
+            f"SELECT {sign}, count(*), sum({h}) FROM {t} WHERE _batch_id = ?"
+            for sign, t in (
+                (1, qualified("raw", n)),
+                (-1, qualified("staging", n)),
+                (-1, qualified("staging", n + "_superseded")),
+                (-1, qualified("staging", n + "_quarantine")),
+            )
+        )
+        totals = e.fetchall(sums, (batch_id,) * 4)
+        rows = sum(sign * int(n_rows) for sign, n_rows, _ in totals)
+        hashes = sum(sign * int(total or 0) for sign, _, total in totals)
+        bad = 0
+        if rows or hashes:
+            bad = int(e.scalar(f"SELECT count(*) FROM ({sql}) AS q", (batch_id,) * 4))
         e.execute(
             "INSERT INTO shukei.check_results (batch_id, pipeline, check_name, target, scope, "
             "blocking, failed_rows, status, query, checked_at) "

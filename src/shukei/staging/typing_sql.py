@@ -8,6 +8,9 @@ The business timezone comes from the temp table `_shukei_ctx`, filled with a bou
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+from typing import Any
+
 from shukei.engines.base import Engine
 from shukei.pipeline.definition import Column, Entity
 from shukei.sql import constant, qualified, quote
@@ -40,17 +43,54 @@ def clean_text(engine: Engine, col: Column, expr: str) -> str:
     return f"NULLIF({engine.trim(norm)}, '')"
 
 
-def typed_select(engine: Engine, entity: Entity, where: str, source: str | None = None) -> str:
+def ascii_columns(
+    engine: Engine,
+    entity: Entity,
+    where: str,
+    params: Sequence[Any] = (),
+    source: str | None = None,
+) -> set[str]:
+    """The text columns whose values in `where` are all ASCII, which NFKC leaves unchanged.
+
+    One cheap aggregate over the rows spares the per-value normalisation test on those columns
+    (ids, numbers and timestamps usually are ASCII; names and free text may not be)."""
+    cols = [c.name for c in entity.columns if c.type != "json"]
+    if not cols:
+        return set()
+    checks = ", ".join(f"bool_and({engine.is_ascii('r.' + quote(c))})" for c in cols)
+    row = engine.fetchone(
+        f"SELECT {checks} FROM {source or qualified('raw', entity.name)} AS r WHERE {where}",
+        params,
+    )
+    assert row is not None
+    return {c for c, ok in zip(cols, row, strict=True) if ok is None or ok}
+
+
+def typed_select(
+    engine: Engine,
+    entity: Entity,
+    where: str,
+    source: str | None = None,
+    ascii_only: Collection[str] = (),
+    extra: Sequence[str] = (),
+) -> str:
     """SELECT lineage, raw text, typed value per column and `_reason` from raw rows in `where`.
 
-    `source` is the table to read (default `raw.<entity>`), e.g. an incoming batch at the gate.
+    `source` is the table to read (default `raw.<entity>`), e.g. an incoming batch at the gate;
+    `ascii_only` names columns known to hold only ASCII there (see `ascii_columns`); `extra`
+    adds select items over the source rows (alias `r`).
     """
     e = engine
+    normal: list[str] = []
     clean, typed, reasons = [], [], []
     for col in entity.columns:
         r = quote(col.name)
         t = quote(col.name + "__t")
-        clean.append(f"{clean_text(e, col, 'r.' + r)} AS {t}")
+        n = quote(col.name + "__n")
+        # Normalised in its own layer: the trim tests it several times, and must not redo it.
+        plain = col.type == "json" or col.name in ascii_only
+        normal.append(f"{'r.' + r if plain else e.nfkc('r.' + r)} AS {n}")
+        clean.append(f"NULLIF({e.trim(n)}, '') AS {t}")
         expr, strict = _typed(engine, col, t)
         v = quote(col.name + "__v")
         typed.append(f"{expr} AS {v}")
@@ -71,10 +111,11 @@ def typed_select(engine: Engine, entity: Entity, where: str, source: str | None 
             reasons.append(f"CASE WHEN {v} > {_num(col.max)} THEN {constant(msg)} END")
     raw_cols = ", ".join(f"r.{quote(c)}" for c in entity.column_names)
     lineage = "r._batch_id, r._source_file, r._row_no"
-    inner = (
-        f"SELECT {lineage}, {raw_cols}, {', '.join(clean)} "
+    base = (
+        f"SELECT {lineage}, {raw_cols}, {', '.join([*normal, *extra])} "
         f"FROM {source or qualified('raw', entity.name)} AS r WHERE {where} OFFSET 0"
     )
+    inner = f"SELECT *, {', '.join(clean)} FROM ({base}) AS n OFFSET 0"
     # OFFSET 0 keeps each layer a real subquery: an engine that would otherwise inline the
     # layers (PostgreSQL) copies every cleaning expression into each place that uses it.
     mid = f"SELECT *, {', '.join(typed)} FROM ({inner}) AS c OFFSET 0"
@@ -111,3 +152,19 @@ def _typed(engine: Engine, col: Column, t: str) -> tuple[str, bool]:
         truthy = f"{low} IN ('true', 't', 'yes', 'y', '1')"
         return f"CASE WHEN {e.regex_full(low, _BOOL)} THEN {truthy} END", True
     raise AssertionError(col.type)
+
+
+def typed_rows(engine: Engine, entity: Entity, where: str, ascii_only: Collection[str] = ()) -> str:
+    """The merge's view of `typed_select`: lineage, each column typed under its own name, the
+    partition column, `_reason`, and `<col>__r`, the raw text, kept only for unusable rows (the
+    quarantine keeps them; usable rows need no second copy of their text)."""
+    typed = ", ".join(f"{quote(c + '__v')} AS {quote(c)}" for c in entity.column_names)
+    part = f", {quote(entity.partition_column)}" if entity.partition_column else ""
+    raw = ", ".join(
+        f"CASE WHEN _reason IS NOT NULL THEN {quote(c)} END AS {quote(c + '__r')}"
+        for c in entity.column_names
+    )
+    return (
+        f"SELECT _batch_id, _source_file, _row_no, {typed}{part}, _reason, {raw} "
+        f"FROM ({typed_select(engine, entity, where, ascii_only=ascii_only)}) AS s"
+    )
