@@ -51,7 +51,7 @@ def _model() -> Any:
             None, description="file holding the PostgreSQL password (Docker/Kubernetes secret)"
         )
         memory_limit: str = Field(
-            "1200MB",
+            "1000MB",
             pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
             description="DuckDB memory limit; beyond it DuckDB spills to disk",
         )

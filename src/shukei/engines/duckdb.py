@@ -44,7 +44,7 @@ class DuckDBEngine(Engine):
         *,
         lock_timeout: float = 0.0,
         read_only: bool = False,
-        memory_limit: str = "1200MB",
+        memory_limit: str = "1000MB",
     ) -> None:
         super().__init__(url)
         import duckdb
@@ -82,6 +82,7 @@ class DuckDBEngine(Engine):
                 time.sleep(0.2)
         self._con.execute("USE warehouse")
         self._nfkc_udf = False
+        self._staged: dict[tuple[str, ...], str] = {}
         self._tx_depth = 0
         # Catalog lookups cost milliseconds in DuckDB; cache them until the next DDL statement.
         self._catalog: dict[tuple[str, str], list[tuple[str, str]]] = {}
@@ -178,6 +179,42 @@ class DuckDBEngine(Engine):
                 counts.update(self._load_text(table, columns, fmt, header, part, lineage))
         return counts
 
+    @contextlib.contextmanager
+    def staged(self, files: Sequence[RawFile]) -> Iterator[None]:
+        # DuckDB scans data written by the running transaction on one thread only; text files
+        # read into temp tables before that transaction are committed, and load in parallel.
+        if self._tx_depth:
+            yield
+            return
+        groups: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[RawFile]] = {}
+        for f in files:
+            if f.fmt != "parquet":
+                groups.setdefault((f.fmt, f.header, f.columns), []).append(f)
+        try:
+            for (fmt, header, columns), group in groups.items():
+                for part in _by_size(group):
+                    name = f"_shukei_staged{len(self._staged)}"
+                    self._read_text(name, fmt, columns, header, [f.path for f in part])
+                    self._staged[tuple(f.path for f in part)] = name
+            yield
+        finally:
+            for name in self._staged.values():
+                with contextlib.suppress(self._duckdb.Error):
+                    self._con.execute(f"DROP TABLE IF EXISTS temp.{name}")
+            self._staged.clear()
+
+    def _read_text(
+        self, name: str, fmt: str, columns: Sequence[str], header: Sequence[str], paths: list[str]
+    ) -> None:
+        self.execute(f"DROP TABLE IF EXISTS temp.{name}")
+        try:
+            self._con.execute(
+                f"CREATE TEMP TABLE {name} AS " + _reader_sql(fmt, columns, header, len(paths)),
+                paths,
+            )
+        except self._duckdb.Error as exc:
+            raise InputError(f"cannot read {fmt} input: {_first_line(exc)}") from exc
+
     def _load_text(
         self,
         table: tuple[str, ...],
@@ -194,28 +231,23 @@ class DuckDBEngine(Engine):
         the reader's file index, not the path, so it holds little more than the values.
         """
         paths = [f.path for f in group]
-        self.execute("DROP TABLE IF EXISTS temp._shukei_load")
-        try:
-            self._con.execute(
-                "CREATE TEMP TABLE _shukei_load AS "
-                + _reader_sql(fmt, columns, header, len(paths)),
-                paths,
-            )
-        except self._duckdb.Error as exc:
-            raise InputError(f"cannot read {fmt} input: {_first_line(exc)}") from exc
+        name = self._staged.get(tuple(paths))
+        if name is None:  # not read ahead (see `staged`): read now
+            name = "_shukei_load"
+            self._read_text(name, fmt, columns, header, paths)
         cols = column_list(list(columns), "l")
         self.execute(
             f"INSERT INTO {qualified(*table)} (_batch_id, _ingested_at, _source_file, _row_no, "
             f"{column_list(list(columns))}) SELECT ?, ?, CAST(? AS VARCHAR[])[l._f + 1], "
-            f"l.rowid - f._first + 1, {cols} FROM temp._shukei_load l JOIN (SELECT _f, "
-            "min(rowid) AS _first FROM temp._shukei_load GROUP BY _f) f USING (_f)",
+            f"l.rowid - f._first + 1, {cols} FROM temp.{name} l JOIN (SELECT _f, "
+            f"min(rowid) AS _first FROM temp.{name} GROUP BY _f) f USING (_f)",
             (*lineage, paths),
         )
         counts = {
             paths[int(i)]: int(n)
-            for i, n in self.fetchall("SELECT _f, count(*) FROM temp._shukei_load GROUP BY 1")
+            for i, n in self.fetchall(f"SELECT _f, count(*) FROM temp.{name} GROUP BY 1")
         }
-        self.execute("DROP TABLE temp._shukei_load")
+        self.execute(f"DROP TABLE temp.{name}")
         return counts
 
     def _load_parquet(

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from shukei.engines.base import Engine, RawFile
-from shukei.ingest.files import discover
-from shukei.ingest.gate import GateResult, run_gate
+from shukei.ingest.files import InputFile, discover
+from shukei.ingest.gate import GateResult, check_batch, load_batch
 from shukei.pipeline.definition import Pipeline
 from shukei.staging.merge import merge_batch, pending_batches, set_context
 from shukei.staging.tables import ensure_tables
@@ -91,57 +91,80 @@ def ingest(
         for pending in pending_batches(engine, pipeline):
             with engine.transaction():
                 merge_batch(engine, pipeline, pending)
-    with engine.transaction():
-        batch_id = int(
-            engine.scalar(
-                "SELECT coalesce(max(batch_id), 0) + 1 FROM shukei.batches WHERE pipeline = ?",
-                (pipeline.name,),
-            )
+    ahead = [
+        RawFile(str(f.path), f.fmt, pipeline.entities[f.entity].column_names, f.header)
+        for f in fresh
+    ]
+    batch_id = int(
+        engine.scalar(
+            "SELECT coalesce(max(batch_id), 0) + 1 FROM shukei.batches WHERE pipeline = ?",
+            (pipeline.name,),
         )
-        report.batch_id = batch_id
-        file_rows: list[tuple[object, ...]] = []
-        for name in pipeline.input_entities:
-            ent = pipeline.entities[name]
-            group = [f for f in fresh if f.entity == name]
-            if not group:
-                continue
-            raw_files = [RawFile(str(f.path), f.fmt, ent.column_names, f.header) for f in group]
-            if pipeline.gate is not None and pipeline.gate.entity == name:
+    )
+    report.batch_id = batch_id
+    with engine.staged(ahead):
+        checked: GateResult | None = None
+        if pipeline.gate is not None:
+            # The gate only reads and fills temp tables: it runs before the loading transaction.
+            g = pipeline.gate
+            gated = [r for r, f in zip(ahead, fresh, strict=True) if f.entity == g.entity]
+            if gated:
                 set_context(engine, gs.timezone)
-                res = run_gate(
+                checked = check_batch(
                     engine,
                     pipeline,
-                    pipeline.gate,
-                    raw_files,
+                    g,
+                    gated,
                     batch_id,
                     now,
-                    pipeline.gate.threshold
-                    if pipeline.gate.threshold is not None
-                    else gs.threshold,
+                    g.threshold if g.threshold is not None else gs.threshold,
                     gs.min_time,
                     now + timedelta(hours=gs.max_future_hours),
                 )
-                report.gate = res
-                if res.blocked:
-                    # Nothing of the batch is loaded and its files are not remembered, so it
-                    # can be sent again once fixed; the quality log keeps the verdict.
-                    engine.execute(
-                        "INSERT INTO shukei.batches VALUES (?, ?, ?, ?, ?, 'blocked')",
-                        (pipeline.name, batch_id, now, len(fresh), len(report.skipped)),
-                    )
-                    return report
-                counts = {f.path: n for f, n in zip(raw_files, res.file_rows, strict=True)}
-            else:
-                counts = engine.load_raw(("raw", name), raw_files, (batch_id, now))
-            for f in group:
-                n = counts.get(str(f.path), 0)
-                file_rows.append((pipeline.name, batch_id, name, str(f.path), f.sha256, n))
-                report.files.append({"path": str(f.path), "entity": name, "rows": n})
-                log.debug("ingested %s (%s): %d rows", f.path, name, n)
-            log.info("ingested %d %s file(s): %d rows", len(group), name, sum(counts.values()))
-        engine.insert_rows("shukei.files", file_rows)
-        engine.execute(
-            "INSERT INTO shukei.batches VALUES (?, ?, ?, ?, ?, 'loaded')",
-            (pipeline.name, batch_id, now, len(fresh), len(report.skipped)),
-        )
+        with engine.transaction():
+            _load(engine, pipeline, fresh, report, batch_id, now, checked)
     return report
+
+
+def _load(
+    engine: Engine,
+    pipeline: Pipeline,
+    fresh: list[InputFile],
+    report: IngestReport,
+    batch_id: int,
+    now: datetime,
+    checked: GateResult | None,
+) -> None:
+    file_rows: list[tuple[object, ...]] = []
+    for name in pipeline.input_entities:
+        ent = pipeline.entities[name]
+        group = [f for f in fresh if f.entity == name]
+        if not group:
+            continue
+        raw_files = [RawFile(str(f.path), f.fmt, ent.column_names, f.header) for f in group]
+        if pipeline.gate is not None and pipeline.gate.entity == name:
+            assert checked is not None
+            load_batch(engine, pipeline, pipeline.gate, checked, now)
+            report.gate = checked
+            if checked.blocked:
+                # Nothing of the batch is loaded and its files are not remembered, so it
+                # can be sent again once fixed; the quality log keeps the verdict.
+                engine.execute(
+                    "INSERT INTO shukei.batches VALUES (?, ?, ?, ?, ?, 'blocked')",
+                    (pipeline.name, batch_id, now, len(fresh), len(report.skipped)),
+                )
+                return
+            counts = {f.path: n for f, n in zip(raw_files, checked.file_rows, strict=True)}
+        else:
+            counts = engine.load_raw(("raw", name), raw_files, (batch_id, now))
+        for f in group:
+            n = counts.get(str(f.path), 0)
+            file_rows.append((pipeline.name, batch_id, name, str(f.path), f.sha256, n))
+            report.files.append({"path": str(f.path), "entity": name, "rows": n})
+            log.debug("ingested %s (%s): %d rows", f.path, name, n)
+        log.info("ingested %d %s file(s): %d rows", len(group), name, sum(counts.values()))
+    engine.insert_rows("shukei.files", file_rows)
+    engine.execute(
+        "INSERT INTO shukei.batches VALUES (?, ?, ?, ?, ?, 'loaded')",
+        (pipeline.name, batch_id, now, len(fresh), len(report.skipped)),
+    )
