@@ -130,6 +130,12 @@ class Engine(ABC):
         """Create shukei's SQL helpers in schema `shukei`: div_round2(a, b), div_round4(a, b),
         exact division rounded half away from zero, NULL when b is 0."""
 
+    def analyze(  # noqa: B027 - optional hook
+        self, table: tuple[str, ...], changed_rows: int | None = None
+    ) -> None:
+        """Refresh the planner's statistics of a table after `changed_rows` rows changed (None:
+        always), where the engine does not keep them itself."""
+
     @contextlib.contextmanager
     def staged(self, files: Sequence[RawFile]) -> Iterator[None]:
         """Read `files` ahead of the transaction that loads them, where that is faster."""
@@ -168,6 +174,10 @@ class Engine(ABC):
     def is_ascii(self, expr: str) -> str:
         """True when a text expression holds only ASCII (which NFKC leaves unchanged)."""
         raise NotImplementedError
+
+    def nfkc_stable(self, expr: str) -> str:
+        """True when NFKC leaves a text expression unchanged (cheaply decided, may say False)."""
+        return self.is_ascii(expr)
 
     def trim(self, expr: str) -> str:
         """Strip spaces, tabs and line breaks at both ends.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -110,7 +111,9 @@ class DuckDBEngine(Engine):
     ) -> None:
         # One Arrow table instead of bound values: DuckDB's binding converts bound values one
         # by one (and, without pandas installed, retries `import pandas` for each of them).
-        if len(rows) * len(rows[0] if rows else ()) <= 64:  # a few values: not worth pyarrow
+        values = len(rows) * len(rows[0] if rows else ())
+        if values <= 64 or (values <= 2000 and "pyarrow" not in sys.modules):
+            # A few values bind faster than importing pyarrow (about 0.15 s) would take.
             super().insert_rows(table, rows, suffix, chunk)
             return
         import pyarrow as pa
@@ -312,6 +315,12 @@ class DuckDBEngine(Engine):
             )
 
     # -- dialect -----------------------------------------------------------------------------
+    def nfkc_stable(self, expr: str) -> str:
+        return (
+            f"({self.is_ascii(expr)} OR ({expr} = nfc_normalize({expr}) AND NOT "
+            f"regexp_matches({expr}, {constant(compat_char_class())})))"
+        )
+
     def nfkc(self, expr: str) -> str:
         if not self._nfkc_udf:
             # Registered on first use only: an Arrow UDF imports pyarrow (about 0.2 s).

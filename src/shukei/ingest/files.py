@@ -154,16 +154,29 @@ def discover(
     progress: Callable[[int, int], None] | None = None,
 ) -> list[InputFile]:
     """Every input file with its entity, format, header and fingerprint (headers only read)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     files = []
     paths = expand(inputs)
-    for i, path in enumerate(paths, start=1):
-        if progress:
-            progress(i, len(paths))
-        fmt = _fmt_of(path)
-        assert fmt is not None
-        ent = entity_of(path, pipeline, entity)
-        header = check_columns(path, fmt, pipeline.entities[ent].column_names)
-        files.append(InputFile(path, ent, fmt, sha256_of(path), header))
+    # Hashing reads every byte; hashlib releases the GIL, so a few threads read and hash
+    # the files side by side while this loop checks their headers.
+    pool = ThreadPoolExecutor(max_workers=4)
+    try:
+        digests = pool.map(sha256_of, paths)
+        checked = []
+        for i, path in enumerate(paths, start=1):
+            if progress:
+                progress(i, len(paths))
+            fmt = _fmt_of(path)
+            assert fmt is not None
+            ent = entity_of(path, pipeline, entity)
+            checked.append(
+                (path, ent, fmt, check_columns(path, fmt, pipeline.entities[ent].column_names))
+            )
+        for (path, ent, fmt, header), digest in zip(checked, digests, strict=True):
+            files.append(InputFile(path, ent, fmt, digest, header))
+    finally:
+        pool.shutdown(cancel_futures=True)  # a bad file stops the hashing of the rest
     if not files:
         raise InputError("no input files found (.csv, .parquet, .jsonl, optionally .gz)")
     return files

@@ -18,7 +18,7 @@ from shukei.engines.base import Engine, RawFile
 from shukei.pipeline.definition import Gate, Pipeline
 from shukei.sql import column_list, qualified, quote
 from shukei.staging.merge import explode_select
-from shukei.staging.typing_sql import ascii_columns, typed_select
+from shukei.staging.typing_sql import nfkc_stable_columns, typed_select
 
 log = logging.getLogger("shukei.gate")
 
@@ -119,13 +119,13 @@ def check_batch(
         for c in cols
     )
     part = f", {quote(ent.partition_column)}" if ent.partition_column else ""
-    ascii_only = ascii_columns(engine, ent, "TRUE", (), "_shukei_incoming")
+    nfkc_stable = nfkc_stable_columns(engine, ent, "TRUE", (), "_shukei_incoming")
     engine.execute(f"DROP TABLE IF EXISTS {BATCH}")
     # Rows are numbered in arrival order (file, then row): by the engine's own row id where it
     # has one (a window over the whole batch runs on one thread).
     rid = f"r.{engine.ROWID} + 1" if engine.ROWID else "row_number() OVER ()"
     typed_sql = typed_select(
-        engine, ent, "TRUE", "_shukei_incoming", ascii_only, [f"{rid} AS _row_id"]
+        engine, ent, "TRUE", "_shukei_incoming", nfkc_stable, [f"{rid} AS _row_id"]
     )
     engine.execute(
         f"CREATE TEMP TABLE {BATCH} AS SELECT _row_id, _source_file, "

@@ -61,6 +61,7 @@ def fill_temp(engine: Engine, table: str, col: str, sql_type: str, values: list[
     engine.execute(f"DROP TABLE IF EXISTS {table}")
     engine.execute(f"CREATE TEMP TABLE {table} ({col} {sql_type})")
     engine.insert_rows(table, [(v,) for v in values], chunk=500)
+    engine.analyze((table,))
 
 
 def run_checks(

@@ -231,6 +231,10 @@ def _merge(
     """Merge one batch and run the staging checks on its rows, in one transaction."""
     with engine.transaction():
         counts = merge_batch(engine, p, batch_id)
+        for name, c in counts.items():
+            for ent in p.entities.values():  # the entity and the ones exploded from it
+                if ent.name == name or (ent.explode and ent.explode.entity == name):
+                    engine.analyze(("staging", ent.name), c.rows_in)
         # Staging checks look at the rows this batch brought, so they cost what the batch costs.
         fill_temp(engine, "_shukei_batches", "b", "BIGINT", [batch_id])
         checks = run_checks(engine, p, "staging", run_id, f"batch {batch_id}")
@@ -259,6 +263,9 @@ def _rebuild_all(
             )
             report.built += chunk
             report.checks += res.checks
+            for m in p.marts:  # later chunks and runs read these marts
+                if not m.keyed_by:
+                    engine.analyze(("marts", m.name), sum(res.rows.values()))
             for d in chunk:
                 with context(date=d.isoformat()):
                     log.info("rebuilt (%s, %d mart rows)", report.reasons[d], res.rows.get(d, 0))

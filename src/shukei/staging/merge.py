@@ -19,7 +19,7 @@ from shukei.errors import CheckFailed
 from shukei.pipeline.definition import Entity, Pipeline
 from shukei.sql import column_list, qualified, quote
 from shukei.staging.tables import typed_columns
-from shukei.staging.typing_sql import ascii_columns, clean_text, typed_rows
+from shukei.staging.typing_sql import clean_text, nfkc_stable_columns, typed_rows
 
 log = logging.getLogger("shukei.staging")
 
@@ -137,11 +137,11 @@ def _merge_slice(
     # valid row starts as its key's winner (_rn = 1). It streams (and spills) at any size. Only
     # the keys with several valid candidates in the batch, usually few, are then ranked by a
     # window (latest version, later file, later row), and their losers' _rn updated.
-    ascii_only = ascii_columns(e, ent, where, params)
+    nfkc_stable = nfkc_stable_columns(e, ent, where, params)
     e.execute("DROP TABLE IF EXISTS _shukei_t")
     e.execute(
         "CREATE TEMP TABLE _shukei_t AS SELECT *, CASE WHEN _reason IS NULL THEN 1 END AS _rn "
-        f"FROM ({typed_rows(e, ent, where, ascii_only)}) AS t",
+        f"FROM ({typed_rows(e, ent, where, nfkc_stable)}) AS t",
         params,
     )
     e.execute("DROP TABLE IF EXISTS _shukei_k")

@@ -43,21 +43,21 @@ def clean_text(engine: Engine, col: Column, expr: str) -> str:
     return f"NULLIF({engine.trim(norm)}, '')"
 
 
-def ascii_columns(
+def nfkc_stable_columns(
     engine: Engine,
     entity: Entity,
     where: str,
     params: Sequence[Any] = (),
     source: str | None = None,
 ) -> set[str]:
-    """The text columns whose values in `where` are all ASCII, which NFKC leaves unchanged.
+    """The text columns whose values in `where` NFKC leaves unchanged (ASCII, mostly).
 
-    One cheap aggregate over the rows spares the per-value normalisation test on those columns
-    (ids, numbers and timestamps usually are ASCII; names and free text may not be)."""
+    One cheap aggregate over the rows spares the per-value normalisation on those columns (ids,
+    numbers and timestamps usually are ASCII; names usually are already NFKC)."""
     cols = [c.name for c in entity.columns if c.type != "json"]
     if not cols:
         return set()
-    checks = ", ".join(f"bool_and({engine.is_ascii('r.' + quote(c))})" for c in cols)
+    checks = ", ".join(f"bool_and({engine.nfkc_stable('r.' + quote(c))})" for c in cols)
     row = engine.fetchone(
         f"SELECT {checks} FROM {source or qualified('raw', entity.name)} AS r WHERE {where}",
         params,
@@ -71,14 +71,14 @@ def typed_select(
     entity: Entity,
     where: str,
     source: str | None = None,
-    ascii_only: Collection[str] = (),
+    nfkc_stable: Collection[str] = (),
     extra: Sequence[str] = (),
 ) -> str:
     """SELECT lineage, raw text, typed value per column and `_reason` from raw rows in `where`.
 
     `source` is the table to read (default `raw.<entity>`), e.g. an incoming batch at the gate;
-    `ascii_only` names columns known to hold only ASCII there (see `ascii_columns`); `extra`
-    adds select items over the source rows (alias `r`).
+    `nfkc_stable` names columns that NFKC leaves unchanged there (see `nfkc_stable_columns`);
+    `extra` adds select items over the source rows (alias `r`).
     """
     e = engine
     normal: list[str] = []
@@ -88,7 +88,7 @@ def typed_select(
         t = quote(col.name + "__t")
         n = quote(col.name + "__n")
         # Normalised in its own layer: the trim tests it several times, and must not redo it.
-        plain = col.type == "json" or col.name in ascii_only
+        plain = col.type == "json" or col.name in nfkc_stable
         normal.append(f"{'r.' + r if plain else e.nfkc('r.' + r)} AS {n}")
         clean.append(f"NULLIF({e.trim(n)}, '') AS {t}")
         expr, strict = _typed(engine, col, t)
@@ -154,7 +154,9 @@ def _typed(engine: Engine, col: Column, t: str) -> tuple[str, bool]:
     raise AssertionError(col.type)
 
 
-def typed_rows(engine: Engine, entity: Entity, where: str, ascii_only: Collection[str] = ()) -> str:
+def typed_rows(
+    engine: Engine, entity: Entity, where: str, nfkc_stable: Collection[str] = ()
+) -> str:
     """The merge's view of `typed_select`: lineage, each column typed under its own name, the
     partition column, `_reason`, and `<col>__r`, the raw text, kept only for unusable rows (the
     quarantine keeps them; usable rows need no second copy of their text)."""
@@ -166,5 +168,5 @@ def typed_rows(engine: Engine, entity: Entity, where: str, ascii_only: Collectio
     )
     return (
         f"SELECT _batch_id, _source_file, _row_no, {typed}{part}, _reason, {raw} "
-        f"FROM ({typed_select(engine, entity, where, ascii_only=ascii_only)}) AS s"
+        f"FROM ({typed_select(engine, entity, where, nfkc_stable=nfkc_stable)}) AS s"
     )
