@@ -270,6 +270,10 @@ def bench_size(lines: int, engine: str, pg_admin: str | None) -> dict[str, Any]:
     res["help_seconds"] = min(help_times)
     if engine == "duckdb":
         shutil.rmtree(data, ignore_errors=True)
+    else:  # the benchmark's databases do not outlive it
+        assert pg_admin is not None
+        for db_url in (url, native_url):
+            _pg_drop(pg_admin, db_url.rsplit("/", 1)[1])
     return res
 
 
@@ -322,6 +326,13 @@ def _pg_create(admin: str, name: str) -> str:
     with psycopg.connect(admin, autocommit=True) as con:
         con.execute(f'CREATE DATABASE "{name}"')
     return admin.rsplit("/", 1)[0] + "/" + name
+
+
+def _pg_drop(admin: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin, autocommit=True) as con:
+        con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def table(results: list[dict[str, Any]]) -> str:

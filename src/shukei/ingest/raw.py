@@ -123,12 +123,6 @@ def ingest(
                 )
         with engine.transaction():
             _load(engine, pipeline, fresh, report, batch_id, now, checked)
-    loaded: dict[str, int] = {}
-    for done in report.files:
-        loaded[str(done["entity"])] = loaded.get(str(done["entity"]), 0) + int(str(done["rows"]))
-    for name, rows in loaded.items():
-        if rows:
-            engine.analyze(("raw", name), rows)
     return report
 
 

@@ -232,6 +232,9 @@ def _merge(
     with engine.transaction():
         counts = merge_batch(engine, p, batch_id)
         for name, c in counts.items():
+            # Statistics for the next batches' lookups (raw by batch, staging by key); a small
+            # batch leaves them as they are (see Engine.analyze).
+            engine.analyze(("raw", name), c.rows_in)
             for ent in p.entities.values():  # the entity and the ones exploded from it
                 if ent.name == name or (ent.explode and ent.explode.entity == name):
                     engine.analyze(("staging", ent.name), c.rows_in)
