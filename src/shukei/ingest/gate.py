@@ -5,6 +5,9 @@ for the offending `_row_id`s of `@batch`) runs on them. The batch's pass rate is
 no check flags. Below the threshold the batch is blocked: nothing of it is loaded and its files are
 not remembered, so it can be sent again once fixed. Otherwise the passing rows go to raw and each
 failing row to quarantine with every check it failed. Every check's result is logged per batch.
+
+`check_batch` only reads and fills temp tables, so it runs before the loading transaction;
+`load_batch`, inside it, records the verdict and loads raw and the quarantine.
 """
 
 from __future__ import annotations
@@ -72,25 +75,6 @@ def expand(sql: str, children: list[str]) -> str:
         .replace("@min_time", CONTEXT.format("min_time"))
         .replace("@max_time", CONTEXT.format("max_time"))
     )
-
-
-def run_gate(
-    engine: Engine,
-    p: Pipeline,
-    gate: Gate,
-    files: list[RawFile],
-    batch_id: int,
-    ingested_at: datetime,
-    threshold: float,
-    min_time: datetime,
-    max_time: datetime,
-) -> GateResult:
-    """Check one batch; load it (raw + quarantine) unless blocked. Caller owns the transaction."""
-    result = check_batch(
-        engine, p, gate, files, batch_id, ingested_at, threshold, min_time, max_time
-    )
-    load_batch(engine, p, gate, result, ingested_at)
-    return result
 
 
 def check_batch(
