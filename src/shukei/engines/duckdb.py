@@ -167,19 +167,13 @@ class DuckDBEngine(Engine):
     ) -> dict[str, int]:
         if not files:
             return {}
-        columns = files[0].columns
         counts: dict[str, int] = {}
-        # One statement per format and header layout: no per-file sniffing, no union by name.
-        groups: dict[tuple[str, tuple[str, ...]], list[RawFile]] = {}
-        for f in files:
-            groups.setdefault((f.fmt, f.header), []).append(f)
-        for (fmt, header), group in groups.items():
-            if fmt == "parquet":
-                # The reader numbers rows itself: straight into raw, no temp copy.
-                counts.update(self._load_parquet(table, columns, [f.path for f in group], lineage))
-                continue
-            for part in _by_size(group):
-                counts.update(self._load_text(table, columns, fmt, header, part, lineage))
+        parquet = [f.path for f in files if f.fmt == "parquet"]
+        if parquet:
+            # The reader numbers rows itself: straight into raw, no temp copy.
+            counts.update(self._load_parquet(table, files[0].columns, parquet, lineage))
+        for fmt, header, columns, part in _text_parts(files):
+            counts.update(self._load_text(table, columns, fmt, header, part, lineage))
         return counts
 
     @contextlib.contextmanager
@@ -189,16 +183,12 @@ class DuckDBEngine(Engine):
         if self._tx_depth:
             yield
             return
-        groups: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[RawFile]] = {}
-        for f in files:
-            if f.fmt != "parquet":
-                groups.setdefault((f.fmt, f.header, f.columns), []).append(f)
         try:
-            for (fmt, header, columns), group in groups.items():
-                for part in _by_size(group):
-                    name = f"_shukei_staged{len(self._staged)}"
-                    self._read_text(name, fmt, columns, header, [f.path for f in part])
-                    self._staged[tuple(f.path for f in part)] = name
+            # The same parts `load_raw` will ask for (see _text_parts), keyed by their paths.
+            for fmt, header, columns, part in _text_parts(files):
+                name = f"_shukei_staged{len(self._staged)}"
+                self._read_text(name, fmt, columns, header, [f.path for f in part])
+                self._staged[tuple(f.path for f in part)] = name
             yield
         finally:
             for name in self._staged.values():
@@ -332,11 +322,7 @@ class DuckDBEngine(Engine):
                 type="arrow",  # type: ignore[arg-type]
             )
             self._nfkc_udf = True
-        return (
-            f"(CASE WHEN {self.is_ascii(expr)} THEN {expr} "
-            f"WHEN {expr} = nfc_normalize({expr}) AND NOT regexp_matches({expr}, "
-            f"{constant(compat_char_class())}) THEN {expr} ELSE shukei_nfkc({expr}) END)"
-        )
+        return f"(CASE WHEN {self.nfkc_stable(expr)} THEN {expr} ELSE shukei_nfkc({expr}) END)"
 
     def is_ascii(self, expr: str) -> str:
         return f"strlen({expr}) = length({expr})"
@@ -401,6 +387,20 @@ def _reader_sql(fmt: str, columns: Sequence[str], header: Sequence[str], n: int)
             f"read_parquet({files}, filename = true, file_row_number = true, union_by_name = true)"
         )
     raise InputError(f"unsupported input format {fmt!r}")
+
+
+def _text_parts(
+    files: Sequence[RawFile],
+) -> Iterator[tuple[str, tuple[str, ...], tuple[str, ...], list[RawFile]]]:
+    """CSV / JSONL files cut into the parts read by one statement each: one per format, header
+    layout and entity (no per-file sniffing, no union by name), then by size (`_by_size`)."""
+    groups: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[RawFile]] = {}
+    for f in files:
+        if f.fmt != "parquet":
+            groups.setdefault((f.fmt, f.header, f.columns), []).append(f)
+    for (fmt, header, columns), group in groups.items():
+        for part in _by_size(group):
+            yield fmt, header, columns, part
 
 
 def _by_size(files: list[RawFile], limit: int = 512 << 20) -> Iterator[list[RawFile]]:

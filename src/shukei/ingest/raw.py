@@ -107,7 +107,7 @@ def ingest(
         if pipeline.gate is not None:
             # The gate only reads and fills temp tables: it runs before the loading transaction.
             g = pipeline.gate
-            gated = [r for r, f in zip(ahead, fresh, strict=True) if f.entity == g.entity]
+            gated = _of_entity(ahead, fresh, g.entity)
             if gated:
                 set_context(engine, gs.timezone)
                 checked = check_batch(
@@ -122,7 +122,7 @@ def ingest(
                     now + timedelta(hours=gs.max_future_hours),
                 )
         with engine.transaction():
-            _load(engine, pipeline, fresh, report, batch_id, now, checked)
+            _load(engine, pipeline, fresh, ahead, report, batch_id, now, checked)
     return report
 
 
@@ -130,6 +130,7 @@ def _load(
     engine: Engine,
     pipeline: Pipeline,
     fresh: list[InputFile],
+    ahead: list[RawFile],
     report: IngestReport,
     batch_id: int,
     now: datetime,
@@ -137,11 +138,10 @@ def _load(
 ) -> None:
     file_rows: list[tuple[object, ...]] = []
     for name in pipeline.input_entities:
-        ent = pipeline.entities[name]
         group = [f for f in fresh if f.entity == name]
         if not group:
             continue
-        raw_files = [RawFile(str(f.path), f.fmt, ent.column_names, f.header) for f in group]
+        raw_files = _of_entity(ahead, fresh, name)
         if pipeline.gate is not None and pipeline.gate.entity == name:
             assert checked is not None
             load_batch(engine, pipeline, pipeline.gate, checked, now)
@@ -168,3 +168,8 @@ def _load(
         "INSERT INTO shukei.batches VALUES (?, ?, ?, ?, ?, 'loaded')",
         (pipeline.name, batch_id, now, len(fresh), len(report.skipped)),
     )
+
+
+def _of_entity(files: list[RawFile], inputs: list[InputFile], entity: str) -> list[RawFile]:
+    """The raw files (parallel to `inputs`) of one entity."""
+    return [r for r, f in zip(files, inputs, strict=True) if f.entity == entity]

@@ -205,7 +205,7 @@ def _merge_slice(
     e.execute("DROP TABLE IF EXISTS _shukei_old")
     e.execute(
         f"CREATE TEMP TABLE _shukei_old AS SELECT b.*, m._changed FROM {staging} b "
-        f"JOIN _shukei_m m ON {keys_on_m.replace('a.', 'b.')} WHERE m._action = 'replace'"
+        f"JOIN _shukei_m m ON {keys_on.replace('a.', 'm.')} WHERE m._action = 'replace'"
     )
     winner = "a._rn = 1"
     if known:  # else every winner is a new key: no anti-joins
