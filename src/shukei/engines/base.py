@@ -14,7 +14,7 @@ import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from shukei.sql import qualified
 
@@ -29,6 +29,14 @@ class RawFile:
     fmt: str  # csv | parquet | jsonl
     columns: tuple[str, ...]  # the entity's columns, all present in the file (validated before)
     header: tuple[str, ...] = ()  # a CSV's own header, in file order
+
+
+class RawStream(Protocol):
+    """Rows on their way into a raw table (see `Engine.raw_stream`)."""
+
+    def write(self, rows: bytes) -> None: ...
+
+    def close(self) -> int: ...
 
 
 class Engine(ABC):
@@ -157,6 +165,23 @@ class Engine(ABC):
         """Create an index if the engine benefits from one (DuckDB: zone maps suffice).
 
         `appended`: the column's values only grow as rows are appended (a batch id)."""
+
+    STREAMS_RAW = False  # whether `raw_stream` is implemented
+
+    def raw_stream(
+        self, table: tuple[str, ...], path: str, columns: Sequence[str], lineage: Params
+    ) -> RawStream:
+        """Append rows to raw `table` as they come, as `load_raw` would load them from `path`
+        (its lineage: `path`, rows numbered from 1): CSV text without a header, `columns` in
+        order, written in pieces of whole rows; `close()` returns the row count. Inside the
+        caller's transaction; nothing else may use the engine until it is closed."""
+        raise NotImplementedError(f"{self.NAME} loads raw rows from files only")
+
+    def storage(self, kind: str) -> str:
+        """A column definition's storage clause for what the column holds, where the engine
+        lets a table say it: `constant` (one value per load), `sequence` (row numbers), `few`
+        (few distinct values) or `text` (many distinct strings). Empty by default."""
+        return ""
 
     def reconnect(self) -> None:  # noqa: B027 - optional hook
         """Re-open a dropped connection (and the writer lock); temp tables are gone after it."""

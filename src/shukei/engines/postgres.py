@@ -431,6 +431,22 @@ class PostgresEngine(Engine):
                 raise err from None
             raise InputError(f"{path}: cannot load: {_clean(exc)}") from None
 
+    STREAMS_RAW = True
+
+    def raw_stream(
+        self, table: tuple[str, ...], path: str, columns: Sequence[str], lineage: Params
+    ) -> _RawCopy:
+        batch_id, ingested_at = lineage
+        self._ensure_lineage_defaults(table)
+        self.execute(
+            "SELECT set_config('shukei.batch_id', CAST(CAST(? AS BIGINT) AS TEXT), true), "
+            "set_config('shukei.ingested_at', ?, true)",
+            (batch_id, _instant_text(ingested_at)),
+        )
+        self._start_file(path)
+        copy = f"COPY {qualified(*table)} ({column_list(list(columns))}) FROM STDIN (FORMAT csv)"
+        return _RawCopy(self, copy, path)
+
     def _copy_parquet(self, copy_sql: str, path: Path, cols: list[str]) -> int:
         import io
 
@@ -612,3 +628,38 @@ def _csv_header(path: Path) -> list[str]:
     with opener(path, "rb") as fh:
         first = fh.readline().decode("utf-8-sig")
     return [h.strip() for h in next(csv.reader(io.StringIO(first)))]
+
+
+class _RawCopy:
+    """One COPY FROM STDIN into a raw table, kept open while its rows arrive (`raw_stream`)."""
+
+    def __init__(self, engine: PostgresEngine, copy_sql: str, path: str) -> None:
+        self._engine, self._path = engine, path
+        self._cur = engine._conn.cursor()
+        self._cm = self._cur.copy(copy_sql)
+        try:
+            self._copy = self._cm.__enter__()
+        except engine._psycopg.Error as exc:
+            self._cur.close()
+            raise self._error(exc) from None
+
+    def write(self, rows: bytes) -> None:
+        try:
+            self._copy.write(rows)
+        except self._engine._psycopg.Error as exc:
+            raise self._error(exc) from None
+
+    def close(self) -> int:
+        try:
+            self._cm.__exit__(None, None, None)
+            return max(int(self._cur.rowcount), 0)
+        except self._engine._psycopg.Error as exc:
+            raise self._error(exc) from None
+        finally:
+            self._cur.close()
+
+    def _error(self, exc: Exception) -> Exception:
+        err = self._engine._classify(exc)
+        if err.transient:
+            return err
+        return InputError(f"{self._path}: cannot load: {_clean(exc)}")

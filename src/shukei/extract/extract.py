@@ -29,7 +29,7 @@ import queue
 import secrets as _random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -143,6 +143,7 @@ class ExtractReport:
     seconds: float = 0.0
     pruned: list[str] = field(default_factory=list)
     metrics: RunMetrics | None = None
+    ingested: Any = None  # the IngestReport when the files were loaded as they were staged
 
     @property
     def files(self) -> list[sa.StagedFile]:
@@ -214,12 +215,44 @@ def extract(
     until: date | None = None,
     scrub: Scrubber | None = None,
     run_metrics: RunMetrics | None = None,
+    load: bool = False,
 ) -> ExtractReport:
     """Extract new and changed rows (or the window `since`..`until`) into the staging area.
 
     `until` alone caps an incremental extract at the end of that day (business timezone); with
     `since` it is an explicit window that leaves the watermarks alone. Raises ExtractFailed.
+
+    `load`: also ingest the files, each one as soon as it is staged, as one batch that commits
+    in the same warehouse transaction as the run and its watermarks (`rep.ingested`). The
+    warehouse stays open for the whole extract. A local staging area only.
     """
+    if not load:
+        return _extract(project, None, es, pipeline, since, until, scrub, run_metrics)
+    with project.engine() as eng:
+        return _extract(project, eng, es, pipeline, since, until, scrub, run_metrics)
+
+
+@contextlib.contextmanager
+def _warehouse(project: Any, eng: Any) -> Iterator[Any]:
+    """The open warehouse `eng`, or one opened for the block (not held between steps)."""
+    if eng is not None:
+        yield eng
+        return
+    with project.engine() as opened:
+        yield opened
+
+
+def _extract(
+    project: Any,
+    eng: Any,
+    es: ExtractSettings,
+    pipeline: str,
+    since: date | None,
+    until: date | None,
+    scrub: Scrubber | None,
+    run_metrics: RunMetrics | None,
+) -> ExtractReport:
+    """`extract`; with `eng` (an open warehouse) the files are loaded as they are staged."""
     scrub = scrub or Scrubber()
     check_pipeline(project, pipeline)
     url = es.source
@@ -238,6 +271,8 @@ def extract(
     run_id = run_metrics.run_id if run_metrics else new_run_id()
     m = run_metrics or RunMetrics(run_id, pipeline)
     area = sa.StagingArea(es.staging_area)
+    if eng is not None and area.remote:
+        raise UsageError("files are loaded as they are staged only from a local staging area")
     started = datetime.now(UTC)
     rep = ExtractReport(
         run_id,
@@ -250,9 +285,9 @@ def extract(
     )
     t0 = time.perf_counter()
 
-    with project.engine() as eng, eng.transaction():
-        ensure_state(eng)
-        rep.watermarks_before = read_watermarks(eng, pipeline, label)
+    with _warehouse(project, eng) as w, w.transaction():
+        ensure_state(w)
+        rep.watermarks_before = read_watermarks(w, pipeline, label)
     upper = _day_start(until + timedelta(days=1), tz) if until else None
     overlap = timedelta(minutes=es.overlap_minutes)
     for table in TABLES:
@@ -269,14 +304,19 @@ def extract(
         )
     except SecretError as exc:
         m.secret_retrieval_errors += 1
-        _fail(project, rep, m, scrub(str(exc)), t0)
+        _fail(project, eng, rep, m, scrub(str(exc)), t0)
         raise ExtractFailed(scrub(str(exc))) from None
 
     day = datetime.now(tz).date().isoformat()
     session = _Session(url, creds, scrub, es, label)
     t_ex = time.perf_counter()
     current = rep.tables[TABLES[0]]
+    batch = None
     try:
+        if eng is not None:
+            from shukei.ingest.stream import StreamedBatch
+
+            batch = StreamedBatch(eng, project.pipeline(pipeline), started)  # opens a transaction
         for table in TABLES:
             current = rep.tables[table]
             _retrying(
@@ -284,30 +324,32 @@ def extract(
                 m,
                 current,
                 f"extract of {table} from {label}",
-                functools.partial(_extract_table, session, area, current, run_id, day, es, m),
+                functools.partial(
+                    _extract_table, session, area, current, run_id, day, es, m, batch
+                ),
             )
             m.records_extracted[table] = current.rows
         m.extraction_time = time.perf_counter() - t_ex
     except SourceError as exc:
         m.extraction_time = time.perf_counter() - t_ex
-        _discard(rep)
+        _abandon(rep, batch)
         msg = scrub(
             f"cannot extract {current.table} after {current.attempts} attempt(s): {exc}; "
             "nothing was staged and the watermarks are unchanged"
         )
-        _fail(project, rep, m, msg, t0)
+        _fail(project, eng, rep, m, msg, t0)
         raise ExtractFailed(msg) from None
-    except Exception as exc:  # the staging area failed (disk full, S3 refused...)
-        _discard(rep)
+    except Exception as exc:  # the staging area (disk full, S3 refused...) or the load failed
+        _abandon(rep, batch)
         msg = scrub(
             f"cannot stage {current.table}: {clean(exc)}; nothing was staged and the "
             "watermarks are unchanged"
         )
-        _fail(project, rep, m, msg, t0)
+        _fail(project, eng, rep, m, msg, t0)
         log.debug("staging failure detail: %s", scrub(repr(exc)))
         raise ExtractFailed(msg) from None
     except BaseException:
-        _discard(rep)
+        _abandon(rep, batch)
         m.status = "failed"
         raise
     finally:
@@ -329,39 +371,60 @@ def extract(
     finished = datetime.now(UTC)
     m.status = "success"
     try:
-        with project.engine() as eng, eng.transaction():
-            ensure_state(eng)
-            _insert_run(eng, rep, "success", None, finished)
-            sa.record(
-                eng,
-                rep.files,
-                run_id=run_id,
-                pipeline=pipeline,
-                source=label,
-                staged_at=finished,
-            )
-            if not since:
-                for table, wm in rep.watermarks_after.items():
-                    if rep.watermarks_before.get(table) == wm:
-                        continue
-                    eng.execute(
-                        "DELETE FROM shukei.extract_watermarks WHERE pipeline = ? AND source = ? "
-                        "AND table_name = ?",
-                        (pipeline, label, table),
-                    )
-                    eng.execute(
-                        "INSERT INTO shukei.extract_watermarks VALUES (?, ?, ?, ?, ?, ?)",
-                        (pipeline, label, table, wm, run_id, finished),
-                    )
-            metrics_mod.store(eng, m, finished)
+        if batch is not None:
+            t = time.perf_counter()
+            rep.ingested = batch.finish()
+            m.data_load_time += batch.busy + time.perf_counter() - t
+            for f in rep.ingested.files:
+                ent = str(f["entity"])
+                m.records_loaded[ent] = m.records_loaded.get(ent, 0) + int(f["rows"])
+        with (
+            _warehouse(project, eng) as w,
+            w.transaction() if batch is None else contextlib.nullcontext(),
+        ):
+            _record(w, rep, m, since, finished)
+            if batch is not None:
+                locations = [f.location for f in rep.files]
+                sa.mark_ingested(w, locations, rep.ingested.batch_id, finished)
+                batch.commit()
     except BaseException:
-        _discard(rep)  # not recorded: the files would never be ingested nor pruned
+        _abandon(rep, batch)  # not recorded: the files would never be ingested nor pruned
         m.status = "failed"
         raise
     rep.status = "success"
     rep.seconds = time.perf_counter() - t0
     log.info("%s", rep.summary())
     return rep
+
+
+def _record(
+    eng: Any, rep: ExtractReport, m: RunMetrics, since: date | None, finished: datetime
+) -> None:
+    """What makes the staged files count: the run, its files, the new watermarks, metrics."""
+    ensure_state(eng)
+    _insert_run(eng, rep, "success", None, finished)
+    sa.record(
+        eng,
+        rep.files,
+        run_id=rep.run_id,
+        pipeline=rep.pipeline,
+        source=rep.source,
+        staged_at=finished,
+    )
+    if not since:
+        for table, wm in rep.watermarks_after.items():
+            if rep.watermarks_before.get(table) == wm:
+                continue
+            eng.execute(
+                "DELETE FROM shukei.extract_watermarks WHERE pipeline = ? AND source = ? "
+                "AND table_name = ?",
+                (rep.pipeline, rep.source, table),
+            )
+            eng.execute(
+                "INSERT INTO shukei.extract_watermarks VALUES (?, ?, ?, ?, ?, ?)",
+                (rep.pipeline, rep.source, table, wm, rep.run_id, finished),
+            )
+    metrics_mod.store(eng, m, finished)
 
 
 def _insert_run(eng: Any, rep: ExtractReport, status: str, error: str | None, at: datetime) -> None:
@@ -384,19 +447,26 @@ def _insert_run(eng: Any, rep: ExtractReport, status: str, error: str | None, at
     )
 
 
-def _fail(project: Any, rep: ExtractReport, m: RunMetrics, msg: str, t0: float) -> None:
+def _fail(project: Any, eng: Any, rep: ExtractReport, m: RunMetrics, msg: str, t0: float) -> None:
     """Record a failed run and its metrics (best effort: the warehouse may be the problem)."""
     rep.status = "failed"
     rep.error = msg
     rep.seconds = time.perf_counter() - t0
     m.status = "failed"
     try:
-        with project.engine() as eng, eng.transaction():
-            ensure_state(eng)
-            _insert_run(eng, rep, "failed", msg, datetime.now(UTC))
-            metrics_mod.store(eng, m, datetime.now(UTC))
+        with _warehouse(project, eng) as w, w.transaction():
+            ensure_state(w)
+            _insert_run(w, rep, "failed", msg, datetime.now(UTC))
+            metrics_mod.store(w, m, datetime.now(UTC))
     except (EngineError, ShukeiError) as exc:
         log.warning("cannot record the failed extract run in the warehouse: %s", exc)
+
+
+def _abandon(rep: ExtractReport, batch: Any) -> None:
+    """Roll back what was loaded of the run's files (when they were), then delete them."""
+    if batch is not None:
+        batch.abort()
+    _discard(rep)
 
 
 def _discard(rep: ExtractReport) -> None:
@@ -550,13 +620,15 @@ def _extract_table(
     day: str,
     es: ExtractSettings,
     m: RunMetrics,
+    batch: Any = None,
 ) -> None:
     import psycopg
 
     conn, snapshot = session.begin()
     res.snapshot = snapshot
     kind = _CsvWriter if es.staging_format == "csv" else _ParquetWriter
-    writer = kind(area, res.table, run_id, day, es.file_rows, session.label)
+    hooks = _hooks(batch, res.table, kind)
+    writer = kind(area, res.table, run_id, day, es.file_rows, session.label, hooks)
     try:
         query = _copy_sql(res.table, res.lower, res.upper).as_bytes(conn)
         copy_out(conn, query, writer.put, BLOCK_BYTES, writer.cut)
@@ -579,6 +651,42 @@ def _extract_table(
     res.max_updated = top
 
 
+Staged = Callable[[list[sa.StagedFile]], None]
+Fed = Callable[[str, bytearray], None]
+Gone = Callable[[list[str]], None]
+
+
+@dataclass
+class _Hooks:
+    """How a writer tells the batch loading its files what happens: rows on their way into a
+    file (`block`, only when the warehouse takes rows as a stream), a file staged, or files
+    about to be deleted because the attempt failed (`gone`)."""
+
+    block: Fed | None = None
+    staged: Staged | None = None
+    gone: Gone | None = None
+
+
+def _hooks(batch: Any, table: str, kind: type[_Writer]) -> _Hooks:
+    if batch is None:
+        return _Hooks()
+    from shukei.ingest.stream import StreamedFile
+
+    fmt = kind.suffix.lstrip(".")
+
+    def staged(files: list[sa.StagedFile]) -> None:
+        for f in files:
+            batch.add(StreamedFile(f.location, table, fmt, f.sha256))
+
+    def block(location: str, rows: bytearray) -> None:
+        batch.feed(StreamedFile(location, table, fmt), bytes(rows))
+
+    def gone(locations: list[str]) -> None:
+        batch.drop([StreamedFile(loc, table, fmt) for loc in locations])
+
+    return _Hooks(block if batch.streams else None, staged, gone)
+
+
 def _file_layout(file_rows: int) -> tuple[int, int]:
     """(rows per row group, rows per file): Parquet files hold whole row groups of DuckDB's size."""
     if file_rows < ROW_GROUP_ROWS:
@@ -597,12 +705,24 @@ class _Writer:
     whole_files = False  # True: no block may span two files (see `cut`)
 
     def __init__(
-        self, area: sa.StagingArea, table: str, run_id: str, day: str, file_rows: int, label: str
+        self,
+        area: sa.StagingArea,
+        table: str,
+        run_id: str,
+        day: str,
+        file_rows: int,
+        label: str,
+        hooks: _Hooks | None = None,
     ) -> None:
         self.area, self.table, self.run_id, self.day = area, table, run_id, day
+        self.hooks = hooks or _Hooks()
         self.label = label
-        self.file_rows = file_rows
-        self.cut = file_rows if self.whole_files else 0  # for `copy_out`
+        self.file_rows = self._setup(file_rows)
+        # For `copy_out`: no block spans two files when each file must be whole on its own,
+        # or when blocks are also fed to the warehouse under the name of their file.
+        self.cut = file_rows if self.whole_files or self.hooks.block else 0
+        self._put_rows = 0
+        self._fed: list[str] = []  # files whose rows were fed (see `put`)
         self.columns = [c for c, _ in SELECTS[table]]
         self.staged: list[sa.StagedFile] = []
         self.rows = 0
@@ -618,6 +738,15 @@ class _Writer:
         self._thread.start()
 
     def put(self, block: bytearray, rows: int) -> None:
+        if self.hooks.block is not None:
+            # Blocks never span files (`cut`) and files hold `file_rows` rows, so the rows
+            # so far tell the file this block goes to.
+            part = self._put_rows // self.file_rows + 1
+            location = self.area.location(self.day, self._file_name(part))
+            if not self._fed or self._fed[-1] != location:
+                self._fed.append(location)
+            self.hooks.block(location, block)
+        self._put_rows += rows
         while True:
             if self._error is not None:
                 raise self._error
@@ -638,6 +767,7 @@ class _Writer:
         self.busy += time.perf_counter() - t
 
     def abort(self) -> None:
+        """Stop, and delete what was staged (after `hooks.gone`, with the files fed too)."""
         if self._thread.is_alive():
             self._error = self._error or RuntimeError("aborted")
             with contextlib.suppress(Exception):
@@ -652,6 +782,10 @@ class _Writer:
         if self._tmp is not None:
             self._tmp.unlink(missing_ok=True)
             self._tmp = None
+        gone = [f.location for f in self.staged]
+        gone += [loc for loc in self._fed if loc not in gone]
+        if self.hooks.gone is not None and gone:
+            self.hooks.gone(gone)
         for f in self.staged:
             with contextlib.suppress(Exception):
                 sa.delete(f.location)
@@ -673,9 +807,12 @@ class _Writer:
                 del item
                 self.busy += time.perf_counter() - t
 
+    def _file_name(self, part: int) -> str:
+        return f"{self.table}-{self.run_id}-{part:04d}{self.suffix}"
+
     def _new_file(self) -> Any:
         self._part += 1
-        self._name = f"{self.table}-{self.run_id}-{self._part:04d}{self.suffix}"
+        self._name = self._file_name(self._part)
         self._tmp = self.area.temp_path(self.day, self._name)
         self._file_rows = 0
         self._open = True
@@ -688,11 +825,16 @@ class _Writer:
         self._open = False
         tmp, self._tmp = self._tmp, None
         rows, self._file_rows = self._file_rows, 0
-        self.staged.append(
-            self.area.publish(tmp, self.table, self.day, self._name, rows, sha256=digest)
-        )
+        staged = self.area.publish(tmp, self.table, self.day, self._name, rows, sha256=digest)
+        self.staged.append(staged)
+        if self.hooks.staged is not None:
+            self.hooks.staged([staged])
 
     # -- the format ------------------------------------------------------------------------
+    def _setup(self, file_rows: int) -> int:
+        """Prepare the format before the writing thread starts; returns the rows per file."""
+        return file_rows
+
     def _consume(self, block: bytearray, rows: int) -> None:
         raise NotImplementedError
 
@@ -714,12 +856,8 @@ class _CsvWriter(_Writer):
     suffix = ".csv"
     whole_files = True
 
-    def __init__(
-        self, area: sa.StagingArea, table: str, run_id: str, day: str, file_rows: int, label: str
-    ) -> None:
-        self._fh: Any = None
-        self._hash: Any = None
-        super().__init__(area, table, run_id, day, file_rows, label)
+    _fh: Any = None
+    _hash: Any = None
 
     def _consume(self, block: bytearray, rows: int) -> None:
         import csv
@@ -758,17 +896,19 @@ class _ParquetWriter(_Writer):
 
     suffix = ".parquet"
 
-    def __init__(
-        self, area: sa.StagingArea, table: str, run_id: str, day: str, file_rows: int, label: str
-    ) -> None:
+    def _setup(self, file_rows: int) -> int:
         import pyarrow as pa
         import pyarrow.csv as pcsv
 
         group_rows, file_rows = _file_layout(file_rows)
         self.group_rows = group_rows
         self.schema = pa.schema(
-            [(c, pa.string()) for c, _ in SELECTS[table]],
-            metadata={"shukei.source": label, "shukei.table": table, "shukei.run_id": run_id},
+            [(c, pa.string()) for c, _ in SELECTS[self.table]],
+            metadata={
+                "shukei.source": self.label,
+                "shukei.table": self.table,
+                "shukei.run_id": self.run_id,
+            },
         )
         columns = self.schema.names
         # One parsing thread: the source's COPY and the reading loop keep the other cores
@@ -783,7 +923,7 @@ class _ParquetWriter(_Writer):
         )
         self._pending: Any = None  # parsed rows not yet written (less than a row group)
         self._pq: Any = None
-        super().__init__(area, table, run_id, day, file_rows, label)
+        return file_rows
 
     def _consume(self, block: bytearray, rows: int) -> None:
         import pyarrow as pa
@@ -868,6 +1008,20 @@ def load_pending(project: Any, pipeline: str, m: RunMetrics) -> dict[str, Any]:
     return doc
 
 
+def _load_doc(report: Any) -> dict[str, Any]:
+    """What `load_pending` returns, for the batch loaded while extracting."""
+    rows = {t: 0 for t in TABLES}
+    for f in report.files:
+        rows[str(f["entity"])] += int(f["rows"])
+    return {
+        "batch_id": report.batch_id,
+        "files": len(report.files),
+        "rows": report.rows,
+        "skipped": len(report.skipped),
+        "entities": rows,
+    }
+
+
 def prune(project: Any, es: ExtractSettings, pipeline: str) -> list[str]:
     with project.engine() as eng, eng.transaction():
         ensure_state(eng)
@@ -895,10 +1049,24 @@ def sync(
         tz = ZoneInfo(project.settings.timezone)
         until = datetime.now(tz).date() - timedelta(days=1)
     m = run_metrics or RunMetrics(new_run_id(), pipeline)
+    # Files staged by earlier extracts and not ingested yet go first, as their own batch.
+    earlier = load_pending(project, pipeline, m)
+    # From a local staging area each file is ingested as soon as it is staged, while the
+    # source is still being read; the batch commits with the extract run.
+    overlap = not sa.is_remote(es.staging_area) and project.pipeline(pipeline).gate is None
     ext = extract(
-        project, es, pipeline=pipeline, since=since, until=until, scrub=scrub, run_metrics=m
+        project,
+        es,
+        pipeline=pipeline,
+        since=since,
+        until=until,
+        scrub=scrub,
+        run_metrics=m,
+        load=overlap,
     )
-    load = load_pending(project, pipeline, m)
+    load = _load_doc(ext.ingested) if overlap else load_pending(project, pipeline, m)
+    if earlier["batch_id"] is not None:
+        load["earlier"] = earlier
     store_metrics(project, m)
     rep = project.run(pipeline)
     ext.pruned = prune(project, es, pipeline)

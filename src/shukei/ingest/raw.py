@@ -7,7 +7,7 @@ reported; the batch, its files and their raw rows commit together or not at all.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,12 +66,7 @@ def ingest(
     """Load the files as one batch. A gated entity's rows pass the pipeline's gate first."""
     files = discover(inputs, pipeline, entity, progress)
     ensure_tables(engine, pipeline)
-    known = {
-        r[0]
-        for r in engine.fetchall(
-            "SELECT sha256 FROM shukei.files WHERE pipeline = ?", (pipeline.name,)
-        )
-    }
+    known = known_content(engine, pipeline)
     fresh, report = [], IngestReport(pipeline.name, None)
     for f in files:
         if f.sha256 in known:
@@ -95,12 +90,7 @@ def ingest(
         RawFile(str(f.path), f.fmt, pipeline.entities[f.entity].column_names, f.header)
         for f in fresh
     ]
-    batch_id = int(
-        engine.scalar(
-            "SELECT coalesce(max(batch_id), 0) + 1 FROM shukei.batches WHERE pipeline = ?",
-            (pipeline.name,),
-        )
-    )
+    batch_id = next_batch_id(engine, pipeline)
     report.batch_id = batch_id
     with engine.staged(ahead):
         checked: GateResult | None = None
@@ -163,10 +153,38 @@ def _load(
             report.files.append({"path": str(f.path), "entity": name, "rows": n})
             log.debug("ingested %s (%s): %d rows", f.path, name, n)
         log.info("ingested %d %s file(s): %d rows", len(group), name, sum(counts.values()))
+    record_batch(engine, pipeline, batch_id, now, file_rows, len(report.skipped))
+
+
+def known_content(engine: Engine, pipeline: Pipeline) -> set[str]:
+    """The SHA-256 of every file the pipeline ingested: the same content is not loaded twice."""
+    rows = engine.fetchall("SELECT sha256 FROM shukei.files WHERE pipeline = ?", (pipeline.name,))
+    return {str(r[0]) for r in rows}
+
+
+def next_batch_id(engine: Engine, pipeline: Pipeline) -> int:
+    return int(
+        engine.scalar(
+            "SELECT coalesce(max(batch_id), 0) + 1 FROM shukei.batches WHERE pipeline = ?",
+            (pipeline.name,),
+        )
+    )
+
+
+def record_batch(
+    engine: Engine,
+    pipeline: Pipeline,
+    batch_id: int,
+    now: datetime,
+    file_rows: Sequence[tuple[object, ...]],
+    skipped: int,
+) -> None:
+    """The batch's files (pipeline, batch, entity, path, sha256, rows) and the batch itself,
+    waiting for the next run; inside the transaction that loaded its rows."""
     engine.insert_rows("shukei.files", file_rows)
     engine.execute(
         "INSERT INTO shukei.batches VALUES (?, ?, ?, ?, ?, 'loaded')",
-        (pipeline.name, batch_id, now, len(fresh), len(report.skipped)),
+        (pipeline.name, batch_id, now, len(file_rows), skipped),
     )
 
 

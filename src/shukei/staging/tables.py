@@ -38,11 +38,20 @@ def typed_columns(entity: Entity, pipeline: Pipeline) -> list[tuple[str, str]]:
     return cols
 
 
+def _kind(col: Column) -> str:
+    """What a raw (text) column holds, for `Engine.storage`: integers and flags repeat."""
+    return "few" if col.type in ("integer", "boolean") else "text"
+
+
 def ensure_tables(engine: Engine, pipeline: Pipeline) -> None:
     """Create the state schema and this pipeline's raw/staging tables if they are missing."""
     migrate(engine)
     for name, ent in pipeline.entities.items():
         raw_cols = ", ".join(f"{quote(c)} VARCHAR" for c in ent.column_names)
+        # Raw holds text, but what the values are tells the engine how to store them.
+        stored = ", ".join(
+            f"{quote(c.name)} VARCHAR{engine.storage(_kind(c))}" for c in ent.columns
+        )
         if ent.explode is not None:  # derived in staging from its parent: no raw table
             typed = ", ".join(f"{quote(c)} {t}" for c, t in typed_columns(ent, pipeline))
             engine.execute(
@@ -52,9 +61,11 @@ def ensure_tables(engine: Engine, pipeline: Pipeline) -> None:
             engine.ensure_index(("staging", name), list(ent.key), unique=True)
             continue
         engine.execute(
-            f"CREATE TABLE IF NOT EXISTS {qualified('raw', name)} (_batch_id BIGINT NOT NULL, "
-            f"_ingested_at TIMESTAMPTZ NOT NULL, _source_file VARCHAR NOT NULL, "
-            f"_row_no BIGINT NOT NULL, {raw_cols})"
+            f"CREATE TABLE IF NOT EXISTS {qualified('raw', name)} ("
+            f"_batch_id BIGINT NOT NULL{engine.storage('constant')}, "
+            f"_ingested_at TIMESTAMPTZ NOT NULL{engine.storage('constant')}, "
+            f"_source_file VARCHAR NOT NULL{engine.storage('few')}, "
+            f"_row_no BIGINT NOT NULL{engine.storage('sequence')}, {stored})"
         )
         typed = ", ".join(f"{quote(c)} {t}" for c, t in typed_columns(ent, pipeline))
         lineage = (
