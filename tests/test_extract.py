@@ -614,6 +614,93 @@ def test_a_file_loaded_before_its_table_is_retried_is_taken_back(
     assert changed
 
 
+def test_parquet_files_of_whole_row_groups_are_loaded_under_their_own_names(
+    project: Project, source_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shukei.extract.extract as ex
+
+    # Row groups of 4 rows, files of at most 10 rows hold 8: every row must be loaded once,
+    # under the name and number it has in its Parquet file.
+    monkeypatch.setattr(ex, "ROW_GROUP_ROWS", 4)
+    rep = extract(project, settings(source_url, tmp_path, file_rows=10), load=True)
+    counts = source_counts(source_url)
+    for table in TABLES:
+        expected = {}
+        for f in rep.tables[table].files:
+            values = pq.read_table(f.location).to_pylist()
+            first = next(iter(values[0]))
+            expected[f.location] = sorted((i + 1, v[first]) for i, v in enumerate(values))
+        assert all(len(v) == 8 for v in list(expected.values())[:-1]), table
+        key = SELECTS[table][0][0]
+        got: dict[str, list[tuple[int, str]]] = {}
+        for path, row_no, value in query(
+            wh(project), f"SELECT _source_file, _row_no, {key} FROM raw.{table}"
+        ):
+            got.setdefault(path, []).append((row_no, value))
+        assert {k: sorted(v) for k, v in got.items()} == expected, table
+        assert sum(len(v) for v in got.values()) == counts[table]
+
+
+def test_a_table_retried_in_the_middle_of_a_file_takes_its_rows_back(
+    project: Project, source_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shukei.ingest.stream import StreamedBatch, StreamedFile
+
+    # Enough lines that the server is still sending when its connection is killed.
+    src(
+        source_url,
+        "INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price) "
+        "SELECT o.order_id, 100 + g, NULL, 1, 1.00 FROM orders o, generate_series(1, 12000) g",
+    )
+    real_feed = StreamedBatch.feed
+    fed: list[str] = []
+
+    def feed(self: StreamedBatch, f: StreamedFile, rows: bytes | bytearray) -> None:
+        if f.entity == "order_items" and f.path not in fed:
+            fed.append(f.path)
+            if len(fed) == 2:  # the first file is staged, the second one half way in
+                (pid,) = src(
+                    source_url,
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = 'shukei-extract'",
+                )[0]
+                src(source_url, "SELECT pg_terminate_backend(%s)", [pid])
+                while src(source_url, "SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]):
+                    time.sleep(0.02)
+        real_feed(self, f, rows)
+
+    add_calls: list[str] = []
+    real_add = StreamedBatch.add
+
+    def add(self: StreamedBatch, f: StreamedFile) -> None:
+        if f.entity == "order_items" and not self.streams and len(add_calls) == 1:
+            # DuckDB is fed nothing: the kill comes once the first file is staged.
+            (pid,) = src(
+                source_url,
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'shukei-extract'",
+            )[0]
+            src(source_url, "SELECT pg_terminate_backend(%s)", [pid])
+            while src(source_url, "SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]):
+                time.sleep(0.02)
+        if f.entity == "order_items":
+            add_calls.append(f.path)
+        real_add(self, f)
+
+    monkeypatch.setattr(StreamedBatch, "feed", feed)
+    monkeypatch.setattr(StreamedBatch, "add", add)
+    rep = extract(project, settings(source_url, tmp_path, file_rows=20_000), load=True)
+    assert rep.tables["order_items"].attempts == 2
+    counts = source_counts(source_url)
+    n, distinct = query(
+        wh(project),
+        "SELECT count(*), count(DISTINCT (_source_file, _row_no)) FROM raw.order_items",
+    )[0]
+    assert n == distinct == counts["order_items"]
+    per_file = dict(
+        query(wh(project), "SELECT _source_file, count(*) FROM raw.order_items GROUP BY 1")
+    )
+    assert per_file == {f.location: f.rows for f in rep.tables["order_items"].files}
+
+
 def test_a_failed_extract_loads_nothing_of_what_it_staged(
     project: Project, source_url: str, readonly_role: str, tmp_path: Path
 ) -> None:

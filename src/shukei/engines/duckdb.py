@@ -48,6 +48,7 @@ class DuckDBEngine(Engine):
         memory_limit: str = "1000MB",
     ) -> None:
         super().__init__(url)
+        _pandas_fails_fast()
         import duckdb
 
         self.path = path_from_url(url)
@@ -112,8 +113,11 @@ class DuckDBEngine(Engine):
         # One Arrow table instead of bound values: DuckDB's binding converts bound values one
         # by one (and, without pandas installed, retries `import pandas` for each of them).
         values = len(rows) * len(rows[0] if rows else ())
-        if values <= 64 or (values <= 2000 and "pyarrow" not in sys.modules):
-            # A few values bind faster than importing pyarrow (about 0.15 s) would take.
+        # Bound values cost about 15 µs each once pandas fails fast (see _pandas_fails_fast),
+        # 80 µs without: a few thousand of them bind faster than importing pyarrow would take
+        # (about 0.15 s), unless something imported it already.
+        few = 10_000 if _NoPandas in sys.meta_path else 2000
+        if values <= 64 or (values <= few and "pyarrow" not in sys.modules):
             super().insert_rows(table, rows, suffix, chunk)
             return
         import pyarrow as pa
@@ -365,6 +369,31 @@ class DuckDBEngine(Engine):
 
     def local_date(self, expr: str, tz: str) -> str:
         return f"CAST(timezone({tz}, {expr}) AS DATE)"
+
+
+class _NoPandas:
+    """A meta path finder that answers "no such module" for pandas at once (see below)."""
+
+    @staticmethod
+    def find_spec(name: str, path: Any = None, target: Any = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+def _pandas_fails_fast() -> None:
+    """Make `import pandas` fail at once where pandas is not installed.
+
+    DuckDB's binding looks for pandas for every bound value and, without pandas, repeats the
+    failed import, searching the whole path each time: about 70 µs a value, 1.6 ms for a list of
+    23 dates (measured; 0.35 ms after this). Installed only when no pandas is on the path; the
+    import then fails as it would anyway (pyarrow's own pandas probe included), just sooner.
+    """
+    import importlib.util
+
+    if _NoPandas in sys.meta_path or "pandas" in sys.modules:
+        return
+    if importlib.util.find_spec("pandas") is None:
+        sys.meta_path.insert(0, _NoPandas)
 
 
 def _reader_sql(fmt: str, columns: Sequence[str], header: Sequence[str], n: int) -> str:

@@ -643,7 +643,7 @@ class _RawCopy:
             self._cur.close()
             raise self._error(exc) from None
 
-    def write(self, rows: bytes) -> None:
+    def write(self, rows: bytes | bytearray) -> None:
         try:
             self._copy.write(rows)
         except self._engine._psycopg.Error as exc:

@@ -339,7 +339,15 @@ def _extract(
         )
         _fail(project, eng, rep, m, msg, t0)
         raise ExtractFailed(msg) from None
-    except Exception as exc:  # the staging area (disk full, S3 refused...) or the load failed
+    except ShukeiError as exc:  # the warehouse refused rows loaded as they were staged
+        _abandon(rep, batch)
+        msg = scrub(
+            f"cannot ingest {current.table}: {exc}; nothing was staged and the watermarks are "
+            "unchanged"
+        )
+        _fail(project, eng, rep, m, msg, t0)
+        raise ExtractFailed(msg) from None
+    except Exception as exc:  # the staging area failed (disk full, S3 refused...)
         _abandon(rep, batch)
         msg = scrub(
             f"cannot stage {current.table}: {clean(exc)}; nothing was staged and the "
@@ -370,14 +378,27 @@ def _extract(
         rep.watermarks_after = dict(rep.watermarks_before)
     finished = datetime.now(UTC)
     m.status = "success"
-    try:
-        if batch is not None:
+    if batch is not None:
+        try:
             t = time.perf_counter()
             rep.ingested = batch.finish()
             m.data_load_time += batch.busy + time.perf_counter() - t
-            for f in rep.ingested.files:
-                ent = str(f["entity"])
-                m.records_loaded[ent] = m.records_loaded.get(ent, 0) + int(f["rows"])
+        except ShukeiError as exc:  # the warehouse refused rows
+            _abandon(rep, batch)
+            msg = scrub(
+                f"cannot ingest the staged files: {exc}; nothing was staged and the watermarks "
+                "are unchanged"
+            )
+            _fail(project, eng, rep, m, msg, t0)
+            raise ExtractFailed(msg) from None
+        except BaseException:
+            _abandon(rep, batch)
+            m.status = "failed"
+            raise
+        for f in rep.ingested.files:
+            ent = str(f["entity"])
+            m.records_loaded[ent] = m.records_loaded.get(ent, 0) + int(f["rows"])
+    try:
         with (
             _warehouse(project, eng) as w,
             w.transaction() if batch is None else contextlib.nullcontext(),
@@ -679,7 +700,7 @@ def _hooks(batch: Any, table: str, kind: type[_Writer]) -> _Hooks:
             batch.add(StreamedFile(f.location, table, fmt, f.sha256))
 
     def block(location: str, rows: bytearray) -> None:
-        batch.feed(StreamedFile(location, table, fmt), bytes(rows))
+        batch.feed(StreamedFile(location, table, fmt), rows)  # never changed once handed over
 
     def gone(locations: list[str]) -> None:
         batch.drop([StreamedFile(loc, table, fmt) for loc in locations])
@@ -720,7 +741,7 @@ class _Writer:
         self.file_rows = self._setup(file_rows)
         # For `copy_out`: no block spans two files when each file must be whole on its own,
         # or when blocks are also fed to the warehouse under the name of their file.
-        self.cut = file_rows if self.whole_files or self.hooks.block else 0
+        self.cut = self.file_rows if self.whole_files or self.hooks.block else 0
         self._put_rows = 0
         self._fed: list[str] = []  # files whose rows were fed (see `put`)
         self.columns = [c for c, _ in SELECTS[table]]

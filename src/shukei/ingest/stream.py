@@ -39,7 +39,7 @@ class StreamedFile:
 
 
 # (what, files, done event, CSV rows) on the worker's queue; None stops it.
-_Item = tuple[str, list[StreamedFile], threading.Event | None, bytes]
+_Item = tuple[str, list[StreamedFile], threading.Event | None, bytes | bytearray]
 
 
 class StreamedBatch:
@@ -50,11 +50,12 @@ class StreamedBatch:
         self.streams = engine.STREAMS_RAW
         # The caller's work and this batch share one transaction, opened here and ended by
         # `commit` or `abort` (a context manager entered and left by hand).
+        with engine.transaction():  # DDL, if any, in a short transaction of its own
+            ensure_tables(engine, pipeline)
         self._tx = engine.transaction()
         self._tx.__enter__()
         self._open = True
         try:
-            ensure_tables(engine, pipeline)
             self.batch_id = next_batch_id(engine, pipeline)
             self._known = known_content(engine, pipeline)
         except BaseException:
@@ -72,20 +73,35 @@ class StreamedBatch:
         self._thread = threading.Thread(target=self._work, name="load", daemon=True)
         self._thread.start()
 
-    def feed(self, f: StreamedFile, rows: bytes) -> None:
+    def feed(self, f: StreamedFile, rows: bytes | bytearray) -> None:
         """Rows (CSV, no header, the entity's columns in order) of a file being written; only
-        when `streams`. The file is then `add`ed once it is complete."""
-        self._q.put(("feed", [f], None, rows))
+        when `streams`. The file is then `add`ed once it is complete. Raises the loading's
+        error, if any, so the extraction stops."""
+        self._put(("feed", [f], None, rows))
 
     def add(self, f: StreamedFile) -> None:
-        self._q.put(("add", [f], None, b""))
+        self._put(("add", [f], None, b""))
 
     def drop(self, files: Sequence[StreamedFile]) -> None:
         """Take back the rows of files fed or added before (their extraction is retried);
         returns once done, so the files may then be deleted."""
         done = threading.Event()
-        self._q.put(("drop", list(files), done, b""))
-        done.wait()
+        self._put(("drop", list(files), done, b""), check=False)
+        while not done.wait(0.5):
+            if not self._thread.is_alive():
+                raise RuntimeError("the loading thread stopped")
+
+    def _put(self, item: _Item, check: bool = True) -> None:
+        while True:
+            if check and self._error is not None:
+                raise self._error
+            if not self._thread.is_alive():
+                raise RuntimeError("the loading thread stopped")
+            try:
+                self._q.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
 
     def finish(self) -> IngestReport:
         """Wait for every load, then record the batch and its files (not committed yet)."""
@@ -93,6 +109,7 @@ class StreamedBatch:
         if self._error is None and (self._fed or self._stream is not None):
             self._error = RuntimeError(f"rows were fed for files never added: {list(self._fed)}")
         if self._error is not None:
+            self._close_stream()
             raise self._error
         for f in self._unwanted:
             self._delete(f)
@@ -155,16 +172,22 @@ class StreamedBatch:
                 self.busy += time.perf_counter() - t
                 if done is not None:
                     done.set()
-        if self._error is not None and self._stream is not None:
-            # A COPY left open would keep the connection busy: end it (the rows roll back).
-            path, stream = self._stream
-            self._stream = None
-            try:
-                stream.close()
-            except Exception as exc:  # the batch already failed; this is only the cleanup
-                log.debug("closing the stream of %s after a failure: %s", path, exc)
+        if self._error is not None:
+            self._close_stream()
 
-    def _feed(self, f: StreamedFile, rows: bytes) -> None:
+    def _close_stream(self) -> None:
+        """After a failure: a COPY left open would keep the connection busy (its rows are
+        rolled back with the batch)."""
+        if self._stream is None:
+            return
+        path, stream = self._stream
+        self._stream = None
+        try:
+            stream.close()
+        except Exception as exc:  # the batch already failed; this is only the cleanup
+            log.debug("closing the stream of %s after a failure: %s", path, exc)
+
+    def _feed(self, f: StreamedFile, rows: bytes | bytearray) -> None:
         if self._stream is not None and self._stream[0] != f.path:
             self._end_stream()
         if self._stream is None:
@@ -216,13 +239,21 @@ class StreamedBatch:
         log.info("skipped %s: this content was ingested before", f.path)
 
     def _drop(self, files: list[StreamedFile]) -> None:
+        if self._stream is not None:
+            # The open COPY is the attempt's last file (the rows come in order); no other
+            # statement can run while it is open.
+            self._end_stream()
         for f in files:
-            if self._stream is not None and self._stream[0] == f.path:
-                self._end_stream()
             loaded = self._loaded.pop(f.path, None)
             if loaded is not None:
                 self._known.discard(loaded[0].sha256)
-            if loaded is not None or self._fed.pop(f.path, None) is not None:
+            unwanted = [u for u in self._unwanted if u.path == f.path]
+            if unwanted:  # its rows are still in: take them out now, not in `finish`, as the
+                # retry reuses the path
+                self._unwanted = [u for u in self._unwanted if u.path != f.path]
+                self.report.skipped = [p for p in self.report.skipped if p != f.path]
+            fed = self._fed.pop(f.path, None) is not None
+            if loaded is not None or fed or unwanted:
                 self._delete(f)
 
     def _delete(self, f: StreamedFile) -> None:
