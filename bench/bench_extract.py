@@ -7,7 +7,8 @@
 
 Needs a PostgreSQL server (SHUKEI_BENCH_PG, default postgresql://postgres@127.0.0.1:5432/postgres).
 It creates a source database filled by `source init` (30 business days, about LINES order lines
-plus their orders, customers and products), then measures, each step in its own child process:
+plus their orders, customers and products), vacuums and checkpoints it, then measures, each step
+in its own child process:
 
 - `COPY (SELECT ...) TO STDOUT (FORMAT csv)` of the same rows (the four tables, the extractor's
   columns), read by psycopg and thrown away: the floor for any Python client. Measured before and
@@ -96,6 +97,24 @@ def drop_db(name: str) -> None:
 
     with psycopg.connect(ADMIN, autocommit=True) as con:
         con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def settle(source: str) -> None:
+    """After the bulk fill, leave the source as a live database is: vacuumed, analysed and
+    checkpointed, so no measurement pays for hint bits or a checkpoint of the fill."""
+    import psycopg
+
+    with psycopg.connect(source, autocommit=True) as con:
+        con.execute("VACUUM (ANALYZE)")
+    checkpoint()
+
+
+def checkpoint() -> None:
+    """Write out what earlier steps left dirty, so the next measured step does not pay for it."""
+    import psycopg
+
+    with psycopg.connect(ADMIN, autocommit=True) as con:
+        con.execute("CHECKPOINT")
 
 
 def copy_baseline(source: str) -> dict[str, Any]:
@@ -206,10 +225,13 @@ def bench(lines: int, engine: str, keep: bool, fmt: str = "parquet") -> dict[str
                 "extra = {'rows': r.rows}"
             )
         )
+        settle(source)
         copy1 = copy_baseline(source)
         psql_s = psql_baseline(source)
         wh_sync, wh_after = warehouse("sync"), warehouse("after")
+        checkpoint()
         run = child(_shukei(wh_sync, source, work / "stage-sync", fmt, overlap=True))
+        checkpoint()
         copy2 = copy_baseline(source)
         after = child(_shukei(wh_after, source, work / "stage-after", fmt, overlap=False))
         wrong = _wrong_rows(wh_sync, source) + _wrong_rows(wh_after, source)

@@ -45,6 +45,8 @@ _Item = tuple[str, list[StreamedFile], threading.Event | None, bytes | bytearray
 class StreamedBatch:
     """Load files into raw as they come: `feed` rows, `add` files, `drop` some, then `finish`."""
 
+    QUEUED = 4  # items (blocks of rows, files) waiting for the loading thread at most
+
     def __init__(self, engine: Engine, pipeline: Pipeline, now: datetime) -> None:
         self.engine, self.pipeline, self.now = engine, pipeline, now
         self.streams = engine.STREAMS_RAW
@@ -69,7 +71,7 @@ class StreamedBatch:
         self._unwanted: list[StreamedFile] = []  # fed, then found to hold known content
         self._error: BaseException | None = None
         # Bounded: rows fed wait here at most a few blocks deep, however slow the warehouse.
-        self._q: queue.Queue[_Item | None] = queue.Queue(maxsize=4)
+        self._q: queue.Queue[_Item | None] = queue.Queue(maxsize=self.QUEUED)
         self._thread = threading.Thread(target=self._work, name="load", daemon=True)
         self._thread.start()
 
