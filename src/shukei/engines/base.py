@@ -168,6 +168,10 @@ class Engine(ABC):
 
     STREAMS_RAW = False  # whether `raw_stream` is implemented
 
+    def prepare_raw(self, table: tuple[str, ...]) -> None:  # noqa: B027 - optional hook
+        """Whatever loading into raw `table` needs first (DDL): called in a short transaction
+        of its own before a long one loads rows, so no lock of it is held meanwhile."""
+
     def raw_stream(
         self, table: tuple[str, ...], path: str, columns: Sequence[str], lineage: Params
     ) -> RawStream:

@@ -433,6 +433,9 @@ class PostgresEngine(Engine):
 
     STREAMS_RAW = True
 
+    def prepare_raw(self, table: tuple[str, ...]) -> None:
+        self._ensure_lineage_defaults(table)
+
     def raw_stream(
         self, table: tuple[str, ...], path: str, columns: Sequence[str], lineage: Params
     ) -> _RawCopy:

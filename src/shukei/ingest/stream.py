@@ -54,6 +54,8 @@ class StreamedBatch:
         # `commit` or `abort` (a context manager entered and left by hand).
         with engine.transaction():  # DDL, if any, in a short transaction of its own
             ensure_tables(engine, pipeline)
+            for name in pipeline.input_entities:
+                engine.prepare_raw(("raw", name))
         self._tx = engine.transaction()
         self._tx.__enter__()
         self._open = True
