@@ -1078,6 +1078,37 @@ def test_sync_defaults_to_the_previous_day(
     assert doc["extract"]["tables"]["orders"]["to"] == today.astimezone(UTC).isoformat()
 
 
+def test_sync_ingests_files_staged_earlier_first_as_their_own_batch(
+    project: Project, source_url: str, tmp_path: Path
+) -> None:
+    es = settings(source_url, tmp_path)
+    first = extract(project, es)  # staged, not ingested
+    src(source_url, "UPDATE orders SET status = 'cancelled' WHERE order_id = 'O20251201-000002'")
+    # A window from the first business day through tomorrow: the update just made is in it.
+    until = datetime.now(TOKYO).date() + timedelta(days=1)
+    doc = sync(project, es, since=START, until=until)
+    assert doc["status"] == "success"
+    earlier = doc["ingest"]["earlier"]
+    assert earlier["batch_id"] == 1
+    assert earlier["files"] == len(first.files) == 4
+    assert earlier["rows"] == sum(source_counts(source_url).values())
+    assert doc["ingest"]["batch_id"] == 2
+    lower = datetime.combine(START, datetime.min.time(), TOKYO)
+    in_window = {
+        t: src(source_url, f"SELECT count(*) FROM {t} WHERE updated_at >= %s", [lower])[0][0]
+        for t in TABLES
+    }
+    assert doc["ingest"]["entities"] == in_window
+    batches = query(wh(project), "SELECT _batch_id, count(*) FROM raw.orders GROUP BY 1 ORDER BY 1")
+    assert batches == [(1, source_counts(source_url)["orders"]), (2, in_window["orders"])]
+    # The later batch wins: the cancelled order no longer counts.
+    status = query(
+        wh(project), "SELECT status FROM staging.orders WHERE order_id = 'O20251201-000002'"
+    )
+    assert status == [("cancelled",)]
+    assert mart_daily_sales(project) == source_daily_sales(source_url)
+
+
 # -- the staged files: row groups, sizes, formats, exact text -------------------------------------
 def test_parquet_files_hold_whole_row_groups_of_a_fixed_size(
     project: Project, source_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
