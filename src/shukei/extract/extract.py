@@ -13,11 +13,16 @@ warehouse transaction records the run, its files, the new watermarks and the met
 that outlives its retries (exponential backoff with jitter, each attempt logged) deletes the run's
 files and leaves the watermarks where they were; the run is recorded as failed.
 
+`sync` (`extract(..., load=True)`, a local staging area) also ingests each file as soon as it is
+staged, through `ingest.stream.StreamedBatch`: the writers tell it about every block, staged
+file and abandoned attempt (`_Hooks`), and its transaction is the one that records the run, so
+the batch counts exactly when the run does.
+
 The new watermark of a table is the latest `updated_at` extracted (`max(updated_at)` of the
 window, in the same snapshot; never beyond the snapshot's `now()`, so a row stamped in the future
-is read again rather than hiding later rows). The overlap
-window re-reads rows committed late by long transactions (their `updated_at` is their
-transaction's start); rows read twice are harmless because staging keeps the latest version.
+is read again rather than hiding later rows). The overlap window re-reads rows committed late
+by long transactions (their `updated_at` is their transaction's start); rows read twice are
+harmless because staging keeps the latest version.
 """
 
 from __future__ import annotations
