@@ -157,6 +157,19 @@ def mart_daily_sales(project: Project) -> list[tuple[date, int, Decimal]]:
     ]
 
 
+def kill_the_extract_session(url: str) -> int:
+    """Terminate the extractor's session on the source and wait until it is gone; its pid."""
+    (pid,) = src(url, "SELECT pid FROM pg_stat_activity WHERE application_name = 'shukei-extract'")[
+        0
+    ]
+    assert src(url, "SELECT pg_terminate_backend(%s)", [pid]) == [(True,)]
+    deadline = time.monotonic() + 10
+    while src(url, "SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]):
+        assert time.monotonic() < deadline, "the backend outlived its termination"
+        time.sleep(0.02)
+    return int(pid)
+
+
 def extract_and_load(project: Project, es: ExtractSettings, **kw: Any) -> Any:
     rep = extract(project, es, **kw)
     m = rep.metrics
@@ -568,16 +581,7 @@ def test_a_file_loaded_before_its_table_is_retried_is_taken_back(
         if f.entity == "order_items" and not killed:
             # The first order_items file is staged and on its way into raw; the source
             # connection dies before the table is complete (its max(updated_at) is still due).
-            (pid,) = src(
-                source_url,
-                "SELECT pid FROM pg_stat_activity WHERE application_name = 'shukei-extract'",
-            )[0]
-            assert src(source_url, "SELECT pg_terminate_backend(%s)", [pid]) == [(True,)]
-            deadline = time.monotonic() + 10
-            while src(source_url, "SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]):
-                assert time.monotonic() < deadline, "the backend outlived its termination"
-                time.sleep(0.02)
-            killed.append(pid)
+            killed.append(kill_the_extract_session(source_url))
             # A row of that file changes before the retry reads the table again, so the
             # retried file differs from the one already loaded.
             first = pq.read_table(f.path).to_pylist()[0]
@@ -659,13 +663,7 @@ def test_a_table_retried_in_the_middle_of_a_file_takes_its_rows_back(
         if f.entity == "order_items" and f.path not in fed:
             fed.append(f.path)
             if len(fed) == 2:  # the first file is staged, the second one half way in
-                (pid,) = src(
-                    source_url,
-                    "SELECT pid FROM pg_stat_activity WHERE application_name = 'shukei-extract'",
-                )[0]
-                src(source_url, "SELECT pg_terminate_backend(%s)", [pid])
-                while src(source_url, "SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]):
-                    time.sleep(0.02)
+                kill_the_extract_session(source_url)
         real_feed(self, f, rows)
 
     add_calls: list[str] = []
@@ -674,13 +672,7 @@ def test_a_table_retried_in_the_middle_of_a_file_takes_its_rows_back(
     def add(self: StreamedBatch, f: StreamedFile) -> None:
         if f.entity == "order_items" and not self.streams and len(add_calls) == 1:
             # DuckDB is fed nothing: the kill comes once the first file is staged.
-            (pid,) = src(
-                source_url,
-                "SELECT pid FROM pg_stat_activity WHERE application_name = 'shukei-extract'",
-            )[0]
-            src(source_url, "SELECT pg_terminate_backend(%s)", [pid])
-            while src(source_url, "SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]):
-                time.sleep(0.02)
+            kill_the_extract_session(source_url)
         if f.entity == "order_items":
             add_calls.append(f.path)
         real_add(self, f)

@@ -252,14 +252,8 @@ class PostgresEngine(Engine):
         # entity's (CSV in any column order, Parquet): the lineage columns come from DEFAULTs
         # (see _LINEAGE). JSON lines, and CSVs with columns outside the contract, go through a
         # temp table first, numbered the same way, and one INSERT picks the columns from it.
-        batch_id, ingested_at = lineage
         with self.transaction():
-            self._ensure_lineage_defaults(table)
-            self.execute(
-                "SELECT set_config('shukei.batch_id', CAST(CAST(? AS BIGINT) AS TEXT), true), "
-                "set_config('shukei.ingested_at', ?, true)",
-                (batch_id, _instant_text(ingested_at)),
-            )
+            self._start_batch(table, lineage)
             counts: dict[str, int] = {}
             staged: dict[tuple[str, tuple[str, ...]], list[RawFile]] = {}
             target = qualified(*table)
@@ -319,6 +313,21 @@ class PostgresEngine(Engine):
                 f"ALTER COLUMN {quote(c)} SET DEFAULT {_lineage_default(c)}" for c in columns
             )
         )
+
+    def _start_batch(self, table: tuple[str, ...], lineage: Params) -> None:
+        """The next rows COPYed into `table` belong to batch `lineage` = (id, ingested at)."""
+        batch_id, ingested_at = lineage
+        self._ensure_lineage_defaults(table)
+        self.execute(
+            "SELECT set_config('shukei.batch_id', CAST(CAST(? AS BIGINT) AS TEXT), true), "
+            "set_config('shukei.ingested_at', ?, true)",
+            (batch_id, _instant_text(ingested_at)),
+        )
+
+    def _load_error(self, exc: Exception, path: object) -> Exception:
+        """A failed COPY of a file's rows: transient (retried by the caller) or the file's."""
+        err = self._classify(exc)
+        return err if err.transient else InputError(f"{path}: cannot load: {_clean(exc)}")
 
     def _start_file(self, path: str) -> None:
         """The next rows COPYed come from `path` and are numbered from 1."""
@@ -426,10 +435,7 @@ class PostgresEngine(Engine):
                         cp.write(chunk)
                 return max(int(cur.rowcount), 0)
         except self._psycopg.Error as exc:
-            err = self._classify(exc)
-            if err.transient:
-                raise err from None
-            raise InputError(f"{path}: cannot load: {_clean(exc)}") from None
+            raise self._load_error(exc, path) from None
 
     STREAMS_RAW = True
 
@@ -439,13 +445,7 @@ class PostgresEngine(Engine):
     def raw_stream(
         self, table: tuple[str, ...], path: str, columns: Sequence[str], lineage: Params
     ) -> _RawCopy:
-        batch_id, ingested_at = lineage
-        self._ensure_lineage_defaults(table)
-        self.execute(
-            "SELECT set_config('shukei.batch_id', CAST(CAST(? AS BIGINT) AS TEXT), true), "
-            "set_config('shukei.ingested_at', ?, true)",
-            (batch_id, _instant_text(ingested_at)),
-        )
+        self._start_batch(table, lineage)
         self._start_file(path)
         copy = f"COPY {qualified(*table)} ({column_list(list(columns))}) FROM STDIN (FORMAT csv)"
         return _RawCopy(self, copy, path)
@@ -469,10 +469,7 @@ class PostgresEngine(Engine):
                         cp.write(buf.getvalue())
                 return max(int(cur.rowcount), 0)
         except self._psycopg.Error as exc:
-            err = self._classify(exc)
-            if err.transient:
-                raise err from None
-            raise InputError(f"{path}: cannot load: {_clean(exc)}") from None
+            raise self._load_error(exc, path) from None
 
     # -- catalog -----------------------------------------------------------------------------
     def table_exists(self, schema: str, name: str) -> bool:
@@ -662,7 +659,4 @@ class _RawCopy:
             self._cur.close()
 
     def _error(self, exc: Exception) -> Exception:
-        err = self._engine._classify(exc)
-        if err.transient:
-            return err
-        return InputError(f"{self._path}: cannot load: {_clean(exc)}")
+        return self._engine._load_error(exc, self._path)

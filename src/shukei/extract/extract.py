@@ -317,6 +317,15 @@ def _extract(
     t_ex = time.perf_counter()
     current = rep.tables[TABLES[0]]
     batch = None
+
+    def give_up(why: str) -> ExtractFailed:
+        """Roll back what was loaded, delete the run's files, record the run as failed; the
+        error to raise says why and that nothing counts."""
+        _abandon(rep, batch)
+        msg = scrub(f"{why}; nothing was staged and the watermarks are unchanged")
+        _fail(project, eng, rep, m, msg, t0)
+        return ExtractFailed(msg)
+
     try:
         if eng is not None:
             from shukei.ingest.stream import StreamedBatch
@@ -337,30 +346,13 @@ def _extract(
         m.extraction_time = time.perf_counter() - t_ex
     except SourceError as exc:
         m.extraction_time = time.perf_counter() - t_ex
-        _abandon(rep, batch)
-        msg = scrub(
-            f"cannot extract {current.table} after {current.attempts} attempt(s): {exc}; "
-            "nothing was staged and the watermarks are unchanged"
-        )
-        _fail(project, eng, rep, m, msg, t0)
-        raise ExtractFailed(msg) from None
+        why = f"cannot extract {current.table} after {current.attempts} attempt(s): {exc}"
+        raise give_up(why) from None
     except ShukeiError as exc:  # the warehouse refused rows loaded as they were staged
-        _abandon(rep, batch)
-        msg = scrub(
-            f"cannot ingest {current.table}: {exc}; nothing was staged and the watermarks are "
-            "unchanged"
-        )
-        _fail(project, eng, rep, m, msg, t0)
-        raise ExtractFailed(msg) from None
+        raise give_up(f"cannot ingest {current.table}: {exc}") from None
     except Exception as exc:  # the staging area failed (disk full, S3 refused...)
-        _abandon(rep, batch)
-        msg = scrub(
-            f"cannot stage {current.table}: {clean(exc)}; nothing was staged and the "
-            "watermarks are unchanged"
-        )
-        _fail(project, eng, rep, m, msg, t0)
         log.debug("staging failure detail: %s", scrub(repr(exc)))
-        raise ExtractFailed(msg) from None
+        raise give_up(f"cannot stage {current.table}: {clean(exc)}") from None
     except BaseException:
         _abandon(rep, batch)
         m.status = "failed"
@@ -389,13 +381,7 @@ def _extract(
             rep.ingested = batch.finish()
             m.data_load_time += batch.busy + time.perf_counter() - t
         except ShukeiError as exc:  # the warehouse refused rows
-            _abandon(rep, batch)
-            msg = scrub(
-                f"cannot ingest the staged files: {exc}; nothing was staged and the watermarks "
-                "are unchanged"
-            )
-            _fail(project, eng, rep, m, msg, t0)
-            raise ExtractFailed(msg) from None
+            raise give_up(f"cannot ingest the staged files: {exc}") from None
         except BaseException:
             _abandon(rep, batch)
             m.status = "failed"

@@ -50,12 +50,12 @@ class StreamedBatch:
     def __init__(self, engine: Engine, pipeline: Pipeline, now: datetime) -> None:
         self.engine, self.pipeline, self.now = engine, pipeline, now
         self.streams = engine.STREAMS_RAW
-        # The caller's work and this batch share one transaction, opened here and ended by
-        # `commit` or `abort` (a context manager entered and left by hand).
         with engine.transaction():  # DDL, if any, in a short transaction of its own
             ensure_tables(engine, pipeline)
             for name in pipeline.input_entities:
                 engine.prepare_raw(("raw", name))
+        # The caller's work and this batch share one transaction, opened here and ended by
+        # `commit` or `abort` (a context manager entered and left by hand).
         self._tx = engine.transaction()
         self._tx.__enter__()
         self._open = True
