@@ -386,9 +386,7 @@ def _extract(
             _abandon(rep, batch)
             m.status = "failed"
             raise
-        for f in rep.ingested.files:
-            ent = str(f["entity"])
-            m.records_loaded[ent] = m.records_loaded.get(ent, 0) + int(f["rows"])
+        _count_loaded(m, rep.ingested)
     try:
         with (
             _warehouse(project, eng) as w,
@@ -663,7 +661,7 @@ def _extract_table(
     res.max_updated = top
 
 
-Staged = Callable[[list[sa.StagedFile]], None]
+Staged = Callable[[sa.StagedFile], None]
 Fed = Callable[[str, bytearray], None]
 Gone = Callable[[list[str]], None]
 
@@ -686,9 +684,8 @@ def _hooks(batch: Any, table: str, kind: type[_Writer]) -> _Hooks:
 
     fmt = kind.suffix.lstrip(".")
 
-    def staged(files: list[sa.StagedFile]) -> None:
-        for f in files:
-            batch.add(StreamedFile(f.location, table, fmt, f.sha256))
+    def staged(f: sa.StagedFile) -> None:
+        batch.add(StreamedFile(f.location, table, fmt, f.sha256))
 
     def block(location: str, rows: bytearray) -> None:
         batch.feed(StreamedFile(location, table, fmt), rows)  # never changed once handed over
@@ -840,7 +837,7 @@ class _Writer:
         staged = self.area.publish(tmp, self.table, self.day, self._name, rows, sha256=digest)
         self.staged.append(staged)
         if self.hooks.staged is not None:
-            self.hooks.staged([staged])
+            self.hooks.staged(staged)
 
     # -- the format ------------------------------------------------------------------------
     def _setup(self, file_rows: int) -> int:
@@ -1005,32 +1002,36 @@ def load_pending(project: Any, pipeline: str, m: RunMetrics) -> dict[str, Any]:
         t1 = time.perf_counter()
         report = project.ingest(pipeline, [str(p) for p in paths])
         m.data_load_time += time.perf_counter() - t1
-    for f in report.files:
-        ent = str(f["entity"])
-        m.records_loaded[ent] = m.records_loaded.get(ent, 0) + int(f["rows"])
+    _count_loaded(m, report)
     with project.engine() as eng, eng.transaction():
         sa.mark_ingested(eng, [loc for loc, _, _ in todo], report.batch_id, datetime.now(UTC))
-    doc.update(
-        batch_id=report.batch_id,
-        files=len(report.files),
-        rows=report.rows,
-        skipped=len(report.skipped),
-        entities={t: m.records_loaded.get(t, 0) for t in TABLES},
-    )
-    return doc
+    return _load_doc(report)
+
+
+def _entity_rows(report: Any) -> dict[str, int]:
+    """Rows an ingest report loaded, per entity that had files."""
+    rows: dict[str, int] = {}
+    for f in report.files:
+        ent = str(f["entity"])
+        rows[ent] = rows.get(ent, 0) + int(f["rows"])
+    return rows
+
+
+def _count_loaded(m: RunMetrics, report: Any) -> None:
+    """Add an ingest report's rows to RecordsLoaded."""
+    for ent, n in _entity_rows(report).items():
+        m.records_loaded[ent] = m.records_loaded.get(ent, 0) + n
 
 
 def _load_doc(report: Any) -> dict[str, Any]:
-    """What `load_pending` returns, for the batch loaded while extracting."""
-    rows = {t: 0 for t in TABLES}
-    for f in report.files:
-        rows[str(f["entity"])] += int(f["rows"])
+    """The document of one ingested batch of staged files (`load_pending`, `sync`)."""
+    rows = _entity_rows(report)
     return {
         "batch_id": report.batch_id,
         "files": len(report.files),
         "rows": report.rows,
         "skipped": len(report.skipped),
-        "entities": rows,
+        "entities": {t: rows.get(t, 0) for t in TABLES},
     }
 
 
