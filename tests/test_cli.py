@@ -53,7 +53,7 @@ EXPECTED_REVENUE = {
 }
 
 # Imported inside functions only, so that `shukei --help` starts instantly (pyproject's ruff ban).
-HEAVY = ("duckdb", "pyarrow", "numpy", "rich", "sqlglot", "pydantic", "pydantic_settings")
+HEAVY = ("duckdb", "pyarrow", "numpy", "rich", "sqlglot", "msgspec", "pydantic")
 
 
 @pytest.fixture

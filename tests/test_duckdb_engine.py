@@ -101,3 +101,25 @@ def test_pandas_fails_fast_only_where_it_is_missing(tmp_path: Path) -> None:
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("")
     assert _probe(tmp_path, tmp_path / "site") == f"pandas {fake / '__init__.py'}"
+
+
+def test_a_writer_keeps_the_warehouse_in_the_v1_2_format(tmp_path: Path) -> None:
+    """New warehouses are created, and older files upgraded, in DuckDB's v1.2 storage format."""
+    old = tmp_path / "old.duckdb"
+    with duckdb.connect(str(old)) as con:  # DuckDB's default format for a new file
+        con.execute("CREATE TABLE t (a INTEGER)")
+        before = con.execute(
+            "SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = 'old'"
+        ).fetchone()
+    new = tmp_path / "new.duckdb"
+    for wh in (old, new):
+        Project(warehouse=f"duckdb:///{wh}").run("sales")
+    versions = {}
+    for wh in (old, new):
+        with duckdb.connect(str(wh), read_only=True) as con:
+            versions[wh.stem] = con.execute(
+                "SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = ?",
+                [wh.stem],
+            ).fetchone()
+    assert before is not None and not before[0].startswith("v1.2")
+    assert versions == {"old": ("v1.2.0+",), "new": ("v1.2.0+",)}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import urllib.request
 from typing import Any
 
 log = logging.getLogger("shukei.alerts")
@@ -20,6 +19,9 @@ def send_alert(settings: Any, text: str) -> bool:
     secret = settings.alert_webhook_url
     if secret is None:
         return False
+    # Imported here: urllib.request costs 10 ms, and most runs send no alert.
+    import urllib.request
+
     from tenacity import Retrying, stop_after_attempt, wait_exponential
 
     url = secret.get_secret_value()

@@ -22,6 +22,8 @@ from shukei.errors import EngineError, InputError, LockTimeout
 from shukei.sql import column_list, constant, qualified, quote
 
 _LOCK_HELD = re.compile(r"Conflicting lock is held in (.*?) \(PID (\d+)\)")
+# The on-disk format a writer keeps the warehouse in (see DuckDBEngine.__init__).
+STORAGE_VERSION = "v1.2.0"
 
 
 def path_from_url(url: str) -> Path:
@@ -63,7 +65,11 @@ class DuckDBEngine(Engine):
         self._con.execute(f"SET memory_limit = {constant(memory_limit)}")
         self._con.execute(f"SET temp_directory = {constant(str(self.path) + '.tmp')}")
         deadline = time.monotonic() + lock_timeout
-        mode = " (READ_ONLY)" if read_only else ""
+        # A writer stores the file in DuckDB's v1.2 format (readable by DuckDB 1.2 and later)
+        # and upgrades an older one. Every checkpoint writes the distinct-value sketch of every
+        # column of every table; in the default (v0.10) format DuckDB converts each one first:
+        # 38 ms per checkpoint for 320 columns against 3 ms (measured), paid by every command.
+        mode = " (READ_ONLY)" if read_only else f" (STORAGE_VERSION {constant(STORAGE_VERSION)})"
         while True:
             try:
                 # DuckDB binds no parameters in ATTACH or SET: the warehouse path and the
@@ -269,15 +275,17 @@ class DuckDBEngine(Engine):
         return bool(self.columns(schema, name))
 
     def columns(self, schema: str, name: str) -> list[tuple[str, str]]:
-        if (schema, name) not in self._catalog:
+        if not self._catalog:
+            # The whole warehouse in one query: 1.6 ms, where information_schema takes 1.3 ms
+            # per table and 6 ms for the first (measured). An empty cache is reloaded.
             rows = self.fetchall(
-                "SELECT column_name, data_type FROM information_schema.columns WHERE "
-                "table_catalog = 'warehouse' AND table_schema = ? AND table_name = ? "
-                "ORDER BY ordinal_position",
-                (schema, name),
+                "SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
+                "WHERE database_name = 'warehouse' ORDER BY schema_name, table_name, column_index"
             )
-            self._catalog[(schema, name)] = [(str(a), str(b)) for a, b in rows]
-        return self._catalog[(schema, name)]
+            self._catalog[("", "")] = []  # loaded, even if the warehouse has no table yet
+            for s, t, c, d in rows:
+                self._catalog.setdefault((str(s), str(t)), []).append((str(c), str(d)))
+        return self._catalog.get((schema, name), [])
 
     def create_table_from(self, table: tuple[str, str], select_sql: str) -> None:
         # sum() widens to 128-bit types (HUGEINT, DECIMAL(38,s)); DuckDB bit-packs those on
