@@ -181,10 +181,13 @@ def _merge_slice(
 
     # Winners whose key already has a current version (none on a first load): older, an exact
     # re-send, or a replacement. Every other winner is a new key, inserted as it is.
+    # Each such key's current row comes along (few rows), so staging is read once here, not
+    # again for the rows being replaced; on DuckDB with its row id, which the DELETE uses.
     same_content = _eq(ent.content_columns, "a", "b")
+    rid = f", b.{e.ROWID} AS _rid" if e.ROWID else ""
     e.execute("DROP TABLE IF EXISTS _shukei_m")
     e.execute(
-        f"CREATE TEMP TABLE _shukei_m AS SELECT {column_list(list(key), 'a')}, CASE "
+        f"CREATE TEMP TABLE _shukei_m AS SELECT b.*{rid}, CASE "
         f"WHEN a.{ver} < b.{ver} THEN 'older' "
         f"WHEN a.{ver} = b.{ver} AND {same_content} THEN 'duplicate' "
         f"ELSE 'replace' END AS _action, NOT ({same_content}) AS _changed "
@@ -203,20 +206,20 @@ def _merge_slice(
     quarantined, winners, lost_in_batch, dup_in_batch, older, dup, known = (int(x) for x in row)
 
     e.execute("DROP TABLE IF EXISTS _shukei_old")
-    e.execute(
-        f"CREATE TEMP TABLE _shukei_old AS SELECT b.*, m._changed FROM {staging} b "
-        f"JOIN _shukei_m m ON {keys_on.replace('a.', 'm.')} WHERE m._action = 'replace'"
-    )
+    e.execute("CREATE TEMP TABLE _shukei_old AS SELECT * FROM _shukei_m WHERE _action = 'replace'")
     winner = "a._rn = 1"
     if known:  # else every winner is a new key: no anti-joins
         e.execute(
             f"INSERT INTO {sup} ({cl}, {lineage}, _reason) SELECT {cl}, {lineage}, 'replaced' "
             "FROM _shukei_old"
         )
-        e.execute(
-            f"DELETE FROM {staging} AS a USING _shukei_m AS m WHERE {keys_on_m} "
-            "AND m._action = 'replace'"
-        )
+        if e.ROWID:
+            e.execute(f"DELETE FROM {staging} WHERE {e.ROWID} IN (SELECT _rid FROM _shukei_old)")
+        else:
+            e.execute(
+                f"DELETE FROM {staging} AS a USING _shukei_m AS m WHERE {keys_on_m} "
+                "AND m._action = 'replace'"
+            )
         e.execute(
             f"INSERT INTO {sup} ({cl}, {lineage}, _reason) SELECT {column_list(cols, 'a')}, "
             "a._batch_id, a._source_file, a._row_no, CASE m._action WHEN 'older' THEN "
