@@ -352,6 +352,33 @@ def test_engine_error_mid_rebuild_fails_only_that_date(
 
 
 @pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("columns.email = ", "columns._email = "),  # shukei's lineage columns start with _
+        ("columns.email = ", "columns.rowid = "),  # DuckDB's row id
+        ("columns.email = ", "columns.email__v = "),  # shukei's typed copies end in __v
+        ('column = "sales_date"', 'column = "_sales_date"'),  # a derived partition column
+    ],
+)
+def test_column_names_cannot_take_shukeis_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old: str, new: str
+) -> None:
+    for k in list(os.environ):
+        if k.startswith("SHUKEI_"):
+            monkeypatch.delenv(k)
+    monkeypatch.chdir(tmp_path)
+    toml = (BUILTIN / "pipeline.toml").read_text(encoding="utf-8")
+    assert toml.count(old) == 1
+    folder = make_pipeline(tmp_path, edits={"pipeline.toml": toml.replace(old, new)})
+    wh = tmp_path / "wh" / "shukei.duckdb"
+    with pytest.raises(ConfigError) as exc:
+        Project(warehouse=f"duckdb:///{wh}", lock_timeout=5).run(str(folder))
+    name = new.split("=")[-1].strip(' "') if "column =" in new else new.split(".")[1].split()[0]
+    assert f"{name!r}: a column name may not" in str(exc.value)
+    assert not wh.exists()  # rejected before the warehouse is touched
+
+
+@pytest.mark.parametrize(
     ("rel", "tail"),
     [
         ("sql/daily_sales.sql", "\n;\nCOMMIT;\n"),

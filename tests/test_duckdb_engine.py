@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -123,3 +125,26 @@ def test_a_writer_keeps_the_warehouse_in_the_v1_2_format(tmp_path: Path) -> None
             ).fetchone()
     assert before is not None and not before[0].startswith("v1.2")
     assert versions == {"old": ("v1.2.0+",), "new": ("v1.2.0+",)}
+
+
+def test_a_warehouse_in_a_newer_format_stays_in_it(tmp_path: Path) -> None:
+    """DuckDB cannot lower a file's storage version: shukei writes it in its own format."""
+    wh = tmp_path / "newer.duckdb"
+    with duckdb.connect(":memory:") as con:
+        con.execute(f"ATTACH '{wh}' AS newer (STORAGE_VERSION 'v1.4.0')")
+        con.execute("CREATE TABLE newer.t (a INTEGER)")
+    data = tmp_path / "in"
+    write_entity(
+        data, "orders", [("O1", "C1", "paid", "east", "2025-12-01T10:00:00", "2025-12-01T10:00:00")]
+    )
+    write_entity(data, "order_items", [("O1", "1", "P1", "2", "3.50", "2025-12-01T10:00:00")])
+    project = Project(warehouse=f"duckdb:///{wh}")
+    project.ingest("sales", [data])
+    assert project.run("sales").status == "success"
+    with duckdb.connect(str(wh), read_only=True) as con:
+        version = con.execute(
+            "SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = 'newer'"
+        ).fetchone()
+        revenue = con.execute("SELECT sales_date, revenue FROM marts.daily_sales").fetchall()
+    assert version == ("v1.4.0+",)
+    assert revenue == [(date(2025, 12, 1), Decimal("7.00"))]  # 2 x 3.50, 10:00 in Tokyo

@@ -13,7 +13,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 from shukei.errors import ConfigError
 
@@ -104,23 +104,35 @@ def load_typed(
         at = re.search(r" - at `\$\.([A-Za-z0-9_]+)", text)
         key = unknown.group(1) if unknown else at.group(1) if at else "?"
         message = text.split(" - at `")[0]
+        kind = _field_type(model, key)
+        if get_origin(kind) is Literal:
+            message += f" (one of: {', '.join(map(str, get_args(kind)))})"
         where = source.get(key, "default")
         raise ConfigError(f"invalid setting {key} ({where}): {message}") from None
 
 
+_TRUE = {"1", "true", "t", "yes", "y", "on"}
+_FALSE = {"0", "false", "f", "no", "n", "off"}
+
+
 def _env_value(model: Any, key: str, text: str) -> Any:
-    # A list-valued setting is spelled as JSON in the environment, e.g. '["a", "b"]'.
-    from typing import get_origin
-
-    from msgspec.structs import fields
-
-    kind = next(f.type for f in fields(model) if f.name == key)
-    if get_origin(kind) is list:
+    """An environment variable's text as the setting's type expects it (msgspec types the rest)."""
+    kind = _field_type(model, key)
+    text = text.strip()
+    if get_origin(kind) is list:  # a list is spelled as JSON, e.g. '["a", "b"]'
         try:
             return json.loads(text)
         except ValueError:
             return text
+    if kind is bool and text.lower() in _TRUE | _FALSE:
+        return text.lower() in _TRUE
     return text
+
+
+def _field_type(model: Any, key: str) -> Any:
+    from msgspec.structs import fields
+
+    return next((f.type for f in fields(model) if f.name == key), None)
 
 
 def _decode(kind: type, value: Any) -> Any:
@@ -128,7 +140,8 @@ def _decode(kind: type, value: Any) -> Any:
         return Path(value)
     if kind is Secret and isinstance(value, str | Secret):
         return value if isinstance(value, Secret) else Secret(value)
-    raise NotImplementedError(f"expected {kind.__name__}, got {type(value).__name__}")
+    # msgspec reports a ValueError as a ValidationError at this value's path.
+    raise ValueError(f"Expected `{kind.__name__}`, got `{type(value).__name__}`")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -70,12 +70,22 @@ class DuckDBEngine(Engine):
         # column of every table; in the default (v0.10) format DuckDB converts each one first:
         # 38 ms per checkpoint for 320 columns against 3 ms (measured), paid by every command.
         mode = " (READ_ONLY)" if read_only else f" (STORAGE_VERSION {constant(STORAGE_VERSION)})"
+        self._text = ("dictionary", "fsst")  # compressions of few / other text in raw
         while True:
             try:
                 # DuckDB binds no parameters in ATTACH or SET: the warehouse path and the
                 # limits are settings (validated at load), spelled by the one literal helper.
                 self._con.execute(f"ATTACH {constant(str(self.path))} AS warehouse{mode}")
                 break
+            except duckdb.InvalidInputException as exc:
+                # A file already in a newer format stays in it (DuckDB cannot lower it).
+                if "cannot be lowered" not in str(exc) or mode == "":
+                    raise EngineError(
+                        f"cannot open warehouse {self.path}: {_first_line(exc)}"
+                    ) from exc
+                mode = ""
+                # v1.3 replaced both text compressions below by one that does both.
+                self._text = ("dict_fsst", "dict_fsst")
             except duckdb.IOException as exc:
                 held = _LOCK_HELD.search(str(exc))
                 if not held:
@@ -307,8 +317,8 @@ class DuckDBEngine(Engine):
         # Raw rows are written once and read rarely. DuckDB otherwise tries every compression
         # on every column at write time; naming one costs a fifth less to write 1M rows, and
         # the file is as small (measured: 0.45 s vs 0.37 s, 16.5 vs 16.8 MB).
-        method = {"constant": "rle", "sequence": "bitpacking", "few": "dictionary"}
-        return f" USING COMPRESSION {method.get(kind, 'fsst')}"
+        method = {"constant": "rle", "sequence": "bitpacking", "few": self._text[0]}
+        return f" USING COMPRESSION {method.get(kind, self._text[1])}"
 
     def install_functions(self) -> None:
         # Exact half-away-from-zero division: DuckDB's DECIMAL / INTEGER is a DOUBLE.

@@ -373,6 +373,8 @@ class _Loader:
         )
         part = spec.get("partition") or {}
         pcol = self.ident(f"{where}.partition.column", part["column"]) if part else None
+        if pcol is not None:
+            self.column(f"{where}.partition.column", pcol, {})  # the same naming rules
         pfrom = self.ident(f"{where}.partition.from", part.get("from")) if part else None
         if pfrom is not None and pfrom not in colnames:
             raise self.fail(f"{where}.partition.from", f"column {pfrom!r} is not declared")
@@ -380,6 +382,14 @@ class _Loader:
 
     def column(self, where: str, name: str, spec: Any) -> Column:
         self.ident(where, name)
+        # shukei's own columns beside the user's: lineage and working columns start with "_",
+        # typed copies end in "__v"/"__t"/"__r", and DuckDB names each row's id `rowid`.
+        if name.startswith("_") or "__" in name or name.lower() == "rowid":
+            raise self.fail(
+                where,
+                f"{name!r}: a column name may not start with _, hold __ or be rowid "
+                "(shukei's own columns use those names)",
+            )
         if isinstance(spec, str):
             spec = {"type": spec}
         typ = str(spec.get("type", "text")).replace(" ", "")

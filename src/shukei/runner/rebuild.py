@@ -9,6 +9,7 @@ back: each date is entirely rebuilt or keeps its previous content.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -65,18 +66,24 @@ def fill_temp(engine: Engine, table: str, col: str, sql_type: str, values: list[
 
 
 def run_checks(
-    engine: Engine, pipeline: Pipeline, phase: str, run_id: str, scope_label: str
+    engine: Engine,
+    pipeline: Pipeline,
+    phase: str,
+    run_id: str,
+    scope_label: str,
+    batches: Sequence[int] = (),
 ) -> list[CheckOutcome]:
     """Run the checks of one phase ('staging', 'dates', 'keyed:<mart>'); raise on a blocking one.
 
-    Results are recorded in shukei.check_results in the caller's transaction.
+    Staging checks look at the rows of `batches`. Results are recorded in shukei.check_results
+    in the caller's transaction.
     """
     out = []
     for check in pipeline.checks:
-        ph, scope = scope_of(check, pipeline)
+        ph, scope, scope_params = scope_of(check, pipeline, batches)
         if ph != phase or not engine.table_exists(*check.table):
             continue
-        sql, params = offending_rows(check, scope)
+        sql, params = offending_rows(check, scope, scope_params)
         if check.kind == "sql":
             sql = engine.translate(sql)
         failed = int(engine.scalar(f"SELECT count(*) FROM ({sql}) AS q", params))

@@ -239,8 +239,7 @@ def _merge(
                 if ent.name == name or (ent.explode and ent.explode.entity == name):
                     engine.analyze(("staging", ent.name), c.rows_in)
         # Staging checks look at the rows this batch brought, so they cost what the batch costs.
-        fill_temp(engine, "_shukei_batches", "b", "BIGINT", [batch_id])
-        checks = run_checks(engine, p, "staging", run_id, f"batch {batch_id}")
+        checks = run_checks(engine, p, "staging", run_id, f"batch {batch_id}", [batch_id])
     return counts, checks
 
 

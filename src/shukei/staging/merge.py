@@ -181,13 +181,15 @@ def _merge_slice(
 
     # Winners whose key already has a current version (none on a first load): older, an exact
     # re-send, or a replacement. Every other winner is a new key, inserted as it is.
-    # Each such key's current row comes along (few rows), so staging is read once here, not
-    # again for the rows being replaced; on DuckDB with its row id, which the DELETE uses.
+    # Each such key's current row comes along (one per known key of the batch), so staging is
+    # read once here, not again for the rows being replaced; on DuckDB with its row id, which
+    # the DELETE uses. Column names cannot clash: the user's may not start with "_".
     same_content = _eq(ent.content_columns, "a", "b")
     rid = f", b.{e.ROWID} AS _rid" if e.ROWID else ""
     e.execute("DROP TABLE IF EXISTS _shukei_m")
     e.execute(
-        f"CREATE TEMP TABLE _shukei_m AS SELECT b.*{rid}, CASE "
+        f"CREATE TEMP TABLE _shukei_m AS SELECT {column_list(cols, 'b')}, b._batch_id, "
+        f"b._source_file, b._row_no{rid}, CASE "
         f"WHEN a.{ver} < b.{ver} THEN 'older' "
         f"WHEN a.{ver} = b.{ver} AND {same_content} THEN 'duplicate' "
         f"ELSE 'replace' END AS _action, NOT ({same_content}) AS _changed "
