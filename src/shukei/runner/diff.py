@@ -1,8 +1,10 @@
 """The diff ledger: what a rebuild changed, per partition and mart, with totals before and after.
 
-Rows match on the partition column plus the mart's grain. Counting uses EXCEPT (set difference,
-NULLs equal) rather than a null-safe FULL JOIN, which PostgreSQL cannot hash. The ledger rows are
-computed and inserted by one statement inside the engine.
+Rows match on the partition column plus the mart's grain. The rows that differ are found once,
+by EXCEPT both ways (set difference, NULLs equal; a null-safe FULL JOIN PostgreSQL cannot hash),
+into `_shukei_delta`: a key there on the old side only was removed, on the new side only added,
+on both changed. The ledger rows are then computed and inserted by one statement, and the caller
+reads the keys of keyed marts fed by this one from the same delta.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ def record_diff(
 ) -> dict[str, int]:
     """Compare temp tables `old` and `new` (same columns) and append one ledger row per partition.
 
-    `partition` names the partition column (None: one ledger row "*" for a keyed mart).
-    Returns rows_after per partition value (for the partition state).
+    `partition` names the partition column (None: one ledger row "*" for a keyed mart). Leaves
+    the rows that differ in `_shukei_delta`. Returns rows_after per partition value (for the
+    partition state).
     """
     keys = list(dict.fromkeys([*(c for c in [partition] if c), *mart.grain]))
     kl, cl = column_list(keys), column_list(columns)
@@ -44,23 +47,29 @@ def record_diff(
     totals = [t for t in mart.totals if t in columns]
     sums = "".join(f", sum({quote(t)}) AS t{i}" for i, t in enumerate(totals))
 
-    def counted(sql: str) -> str:
-        return f"SELECT {pv} AS p, count(*) AS n FROM ({sql}) AS x GROUP BY 1"
-
+    engine.execute("DROP TABLE IF EXISTS _shukei_delta")
+    engine.execute(
+        f"CREATE TEMP TABLE _shukei_delta AS "
+        f"SELECT x.*, 1 AS _old FROM (SELECT {cl} FROM {old} EXCEPT SELECT {cl} FROM {new}) AS x "
+        f"UNION ALL "
+        f"SELECT y.*, 0 AS _old FROM (SELECT {cl} FROM {new} EXCEPT SELECT {cl} FROM {old}) AS y"
+    )
     engine.execute(
         f"INSERT INTO shukei.diffs WITH "
         f"b AS (SELECT {pv} AS p, count(*) AS n{sums} FROM {old} GROUP BY 1), "
         f"a AS (SELECT {pv} AS p, count(*) AS n{sums} FROM {new} GROUP BY 1), "
-        f"ad AS ({counted(f'SELECT {kl} FROM {new} EXCEPT SELECT {kl} FROM {old}')}), "
-        f"rm AS ({counted(f'SELECT {kl} FROM {old} EXCEPT SELECT {kl} FROM {new}')}), "
-        f"df AS ({counted(f'SELECT {cl} FROM {new} EXCEPT SELECT {cl} FROM {old}')}), "
+        f"k AS (SELECT {pv} AS p, max(_old) AS o, min(_old) AS m FROM _shukei_delta "
+        f"GROUP BY {kl}), "
+        "d AS (SELECT p, sum(CASE WHEN o = 0 THEN 1 ELSE 0 END) AS ad, "
+        "sum(CASE WHEN o = 1 AND m = 1 THEN 1 ELSE 0 END) AS rm, "
+        "sum(CASE WHEN o = 1 AND m = 0 THEN 1 ELSE 0 END) AS ch FROM k GROUP BY p), "
         "ps AS (SELECT p FROM b UNION SELECT p FROM a) "
         "SELECT CAST(? AS VARCHAR), CAST(? AS VARCHAR), CAST(? AS VARCHAR), ps.p, "
-        "coalesce(b.n, 0), coalesce(a.n, 0), coalesce(ad.n, 0), coalesce(rm.n, 0), "
-        "coalesce(df.n, 0) - coalesce(ad.n, 0), "
+        "coalesce(b.n, 0), coalesce(a.n, 0), coalesce(d.ad, 0), coalesce(d.rm, 0), "
+        "coalesce(d.ch, 0), "
         f"{_json_totals('b', totals)}, {_json_totals('a', totals)} "
         "FROM ps LEFT JOIN b ON b.p = ps.p LEFT JOIN a ON a.p = ps.p "
-        "LEFT JOIN ad ON ad.p = ps.p LEFT JOIN rm ON rm.p = ps.p LEFT JOIN df ON df.p = ps.p",
+        "LEFT JOIN d ON d.p = ps.p",
         (run_id, pipeline, mart.name),
     )
     return {

@@ -170,10 +170,7 @@ def _replace(
             engine.execute(
                 "INSERT INTO shukei.dirty_keys (pipeline, mart, key_value) "
                 "SELECT DISTINCT CAST(? AS VARCHAR), CAST(? AS VARCHAR), "
-                f"CAST({k} AS VARCHAR) FROM "
-                f"((SELECT {cl} FROM _shukei_prev EXCEPT SELECT {cl} FROM _shukei_new) UNION ALL "
-                f"(SELECT {cl} FROM _shukei_new EXCEPT SELECT {cl} FROM _shukei_prev)) AS x "
-                f"WHERE {k} IS NOT NULL",
+                f"CAST({k} AS VARCHAR) FROM _shukei_delta WHERE {k} IS NOT NULL",
                 (pipeline.name, km.name),
             )
     return after
