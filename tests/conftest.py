@@ -77,12 +77,18 @@ def warehouse_path(warehouse_url: str) -> Warehouse:
 
 
 @pytest.fixture
-def project(warehouse_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Project:
-    """A Project on a fresh DuckDB file; no shukei.toml or SHUKEI_* variables leak in."""
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Work in `tmp_path`, with no shukei.toml or SHUKEI_* variables leaking in."""
     for k in list(os.environ):
         if k.startswith("SHUKEI_"):
             monkeypatch.delenv(k)
     monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def project(warehouse_url: str, clean_env: Path) -> Project:
+    """A Project on a fresh DuckDB file; no shukei.toml or SHUKEI_* variables leak in."""
     return Project(warehouse=warehouse_url, lock_timeout=5)
 
 

@@ -10,7 +10,6 @@ correcting batch brings it back under the threshold the next plain run rebuilds 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Sequence
 from datetime import date
@@ -360,13 +359,8 @@ def test_engine_error_mid_rebuild_fails_only_that_date(
         ('column = "sales_date"', 'column = "_sales_date"'),  # a derived partition column
     ],
 )
-def test_column_names_cannot_take_shukeis_own(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old: str, new: str
-) -> None:
-    for k in list(os.environ):
-        if k.startswith("SHUKEI_"):
-            monkeypatch.delenv(k)
-    monkeypatch.chdir(tmp_path)
+def test_column_names_cannot_take_shukeis_own(clean_env: Path, old: str, new: str) -> None:
+    tmp_path = clean_env
     toml = (BUILTIN / "pipeline.toml").read_text(encoding="utf-8")
     assert toml.count(old) == 1
     folder = make_pipeline(tmp_path, edits={"pipeline.toml": toml.replace(old, new)})
@@ -386,13 +380,8 @@ def test_column_names_cannot_take_shukeis_own(
         ("sql/views/top_customers.sql", "\n;ROLLBACK;"),
     ],
 )
-def test_sql_files_hold_no_transaction_control(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rel: str, tail: str
-) -> None:
-    for k in list(os.environ):
-        if k.startswith("SHUKEI_"):
-            monkeypatch.delenv(k)
-    monkeypatch.chdir(tmp_path)
+def test_sql_files_hold_no_transaction_control(clean_env: Path, rel: str, tail: str) -> None:
+    tmp_path = clean_env
     original = (BUILTIN / rel).read_text(encoding="utf-8")
     folder = make_pipeline(tmp_path, edits={rel: original + tail})
     wh = tmp_path / "wh" / "shukei.duckdb"

@@ -6,7 +6,6 @@ in test_cli.py; these call `load_settings` as the CLI does.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -14,13 +13,7 @@ import pytest
 from shukei.errors import ConfigError
 from shukei.settings import Secret, load_settings
 
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for k in list(os.environ):
-        if k.startswith("SHUKEI_"):
-            monkeypatch.delenv(k)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_env")  # conftest: no SHUKEI_* or shukei.toml leaks
 
 
 def test_defaults_when_nothing_is_set() -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import sys
 import traceback
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
+from shukei.cli_options import parse_date
 from shukei.errors import RunFailed, ShukeiError
 from shukei.extract.cli import register as register_extract
 
@@ -35,21 +36,6 @@ class Ctx:
             s = self._project.settings
             logs.setup(s.log_format, s.log_file, self.verbose)
         return self._project
-
-
-def _date(value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
-
-
-def _parse_date(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    if isinstance(value, tuple):
-        return tuple(_date(v) for v in value)
-    return _date(value)
 
 
 def _echo_json(doc: Any) -> None:
@@ -152,7 +138,7 @@ def generate() -> None:
 @generate.command("sales")
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option(
-    "--start", required=True, callback=_parse_date, help="First business date (YYYY-MM-DD)."
+    "--start", required=True, callback=parse_date, help="First business date (YYYY-MM-DD)."
 )
 @click.option("--days", type=click.IntRange(1, 3660), default=14, show_default=True)
 @click.option("--orders-per-day", type=click.IntRange(1), default=500, show_default=True)
@@ -223,7 +209,7 @@ def generate_sales_cmd(
 
 @generate.command("events")
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--start", required=True, callback=_parse_date, help="First event date (YYYY-MM-DD).")
+@click.option("--start", required=True, callback=parse_date, help="First event date (YYYY-MM-DD).")
 @click.option("--days", type=click.IntRange(1, 3660), default=7, show_default=True)
 @click.option("--users", type=click.IntRange(1), default=1000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -308,13 +294,13 @@ def ingest(
     "--date",
     "dates",
     multiple=True,
-    callback=_parse_date,
+    callback=parse_date,
     help="Force a rebuild of this date (repeatable).",
 )
 @click.option(
-    "--start-date", callback=_parse_date, default=None, help="Force a rebuild from this date..."
+    "--start-date", callback=parse_date, default=None, help="Force a rebuild from this date..."
 )
-@click.option("--end-date", callback=_parse_date, default=None, help="...through this date.")
+@click.option("--end-date", callback=parse_date, default=None, help="...through this date.")
 @click.option(
     "--full-refresh", is_flag=True, help="Re-derive every partition and rebuild every date."
 )

@@ -9,20 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import click
 
-
-def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+from shukei.cli_options import parse_date
 
 
 def _echo_json(doc: Any, scrub: Callable[[str], str]) -> None:
@@ -40,11 +33,11 @@ def _window_options(f: Callable[..., Any]) -> Callable[..., Any]:
         [
             click.option("--source", default=None, help="Source URL (else SHUKEI_SOURCE)."),
             click.option(
-                "--since", callback=_date, default=None, help="Window start date (YYYY-MM-DD)."
+                "--since", callback=parse_date, default=None, help="Window start date (YYYY-MM-DD)."
             ),
             click.option(
                 "--until",
-                callback=_date,
+                callback=parse_date,
                 default=None,
                 help="Window end date, inclusive (alone: cap an incremental extract).",
             ),
@@ -77,7 +70,7 @@ def source_group() -> None:
 @click.option("--orders-per-day", type=click.IntRange(1), default=500, show_default=True)
 @click.option("--days", type=click.IntRange(1, 3660), default=30, show_default=True)
 @click.option(
-    "--start", callback=_date, default=None, help="First business date (default: DAYS ago)."
+    "--start", callback=parse_date, default=None, help="First business date (default: DAYS ago)."
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
