@@ -55,15 +55,21 @@ def nfkc_stable_columns(
     One cheap aggregate over the rows spares the per-value normalisation on those columns (ids,
     numbers and timestamps usually are ASCII; names usually are already NFKC)."""
     cols = [c.name for c in entity.columns if c.type != "json"]
-    if not cols:
-        return set()
-    checks = ", ".join(f"bool_and({engine.nfkc_stable('r.' + quote(c))})" for c in cols)
-    row = engine.fetchone(
-        f"SELECT {checks} FROM {source or qualified('raw', entity.name)} AS r WHERE {where}",
-        params,
-    )
-    assert row is not None
-    return {c for c, ok in zip(cols, row, strict=True) if ok is None or ok}
+    stable: set[str] = set()
+    # ASCII first: that test is 5x cheaper than the full one, whose pattern alone costs a few
+    # milliseconds to compile (measured), and it settles most columns.
+    for test in (engine.is_ascii, engine.nfkc_stable):
+        cols = [c for c in cols if c not in stable]
+        if not cols:
+            break
+        checks = ", ".join(f"bool_and({test('r.' + quote(c))})" for c in cols)
+        row = engine.fetchone(
+            f"SELECT {checks} FROM {source or qualified('raw', entity.name)} AS r WHERE {where}",
+            params,
+        )
+        assert row is not None
+        stable |= {c for c, ok in zip(cols, row, strict=True) if ok is None or ok}
+    return stable
 
 
 def typed_select(
