@@ -13,6 +13,9 @@ from shukei.engines.base import Engine
 from shukei.pipeline.definition import Mart
 from shukei.sql import column_list, quote
 
+# Rows (before and after) up to which the rows that differ are materialised (see record_diff).
+DELTA_ROWS = 200_000
+
 
 def _json_totals(alias: str, totals: list[str]) -> str:
     """A JSON object of decimal strings, built with plain SQL string functions (any engine)."""
@@ -47,13 +50,21 @@ def record_diff(
     totals = [t for t in mart.totals if t in columns]
     sums = "".join(f", sum({quote(t)}) AS t{i}" for i, t in enumerate(totals))
 
-    engine.execute("DROP TABLE IF EXISTS _shukei_delta")
-    engine.execute(
-        f"CREATE TEMP TABLE _shukei_delta AS "
+    delta = (
         f"SELECT x.*, 1 AS _old FROM (SELECT {cl} FROM {old} EXCEPT SELECT {cl} FROM {new}) AS x "
         f"UNION ALL "
         f"SELECT y.*, 0 AS _old FROM (SELECT {cl} FROM {new} EXCEPT SELECT {cl} FROM {old}) AS y"
     )
+    engine.execute("DROP VIEW IF EXISTS _shukei_delta")
+    engine.execute("DROP TABLE IF EXISTS _shukei_delta_rows")
+    sizes = engine.fetchone(f"SELECT (SELECT count(*) FROM {old}), (SELECT count(*) FROM {new})")
+    if sizes is not None and int(sizes[0]) + int(sizes[1]) <= DELTA_ROWS:
+        # Small (a late batch): the difference is computed once and read twice.
+        engine.execute(f"CREATE TEMP TABLE _shukei_delta_rows AS {delta}")
+        delta = "SELECT * FROM _shukei_delta_rows"
+    # Large (a first build: every row is new): a view, which the engine streams each time it
+    # is read, instead of a copy of every row.
+    engine.execute(f"CREATE TEMP VIEW _shukei_delta AS {delta}")
     engine.execute(
         f"INSERT INTO shukei.diffs WITH "
         f"b AS (SELECT {pv} AS p, count(*) AS n{sums} FROM {old} GROUP BY 1), "
