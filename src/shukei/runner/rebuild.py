@@ -141,6 +141,9 @@ def _replace(
     ledger_partition: str | None,
 ) -> dict[str, int]:
     """Replace one mart's partitions in `keys_sql` by its query; ledger; keys for keyed marts."""
+    # The last ledger's view of the rows that differ reads _shukei_new and _shukei_prev:
+    # PostgreSQL drops no table a view depends on.
+    engine.execute("DROP VIEW IF EXISTS _shukei_delta")
     engine.execute("DROP TABLE IF EXISTS _shukei_new")
     engine.execute(f"CREATE TEMP TABLE _shukei_new AS {engine.translate(expand_macros(mart.sql))}")
     columns = _ensure_mart(engine, mart)
