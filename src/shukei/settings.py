@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -60,14 +61,9 @@ def load_settings(**overrides: Any) -> Any:
         toml = _read_toml(config_file)
     except Exception as exc:  # e.g. a TOML syntax error
         raise ConfigError(f"cannot read settings from {config_file}: {exc}") from exc
-    settings = load_typed(
-        _model(),
-        overrides,
-        toml=toml,
-        toml_source=str(config_file),
+    return load_typed(
+        _model(), overrides, toml=toml, toml_source=str(config_file), checks={"timezone": _zone}
     )
-    _check_zone(settings.timezone, where=_source_of("timezone", overrides, config_file))
-    return settings
 
 
 def load_typed(
@@ -76,10 +72,12 @@ def load_typed(
     *,
     toml: dict[str, Any] | None = None,
     toml_source: str = "",
+    checks: dict[str, Callable[[Any], None]] | None = None,
 ) -> Any:
     """An instance of the Struct `model` from overrides, then `SHUKEI_*` variables, then `toml`.
 
-    A value that does not fit raises ConfigError naming the key and where it came from.
+    `checks` are further tests of one setting's value, raising ValueError. A value that does
+    not fit raises ConfigError naming the key and where it came from.
     """
     import msgspec
 
@@ -97,7 +95,7 @@ def load_typed(
         if value is not None:
             values[key], source[key] = value, "command line"
     try:
-        return msgspec.convert(values, model, strict=False, dec_hook=_decode)
+        settings = msgspec.convert(values, model, strict=False, dec_hook=_decode)
     except msgspec.ValidationError as exc:
         text = str(exc)
         unknown = re.search(r"unknown field `([^`]*)`", text)
@@ -109,6 +107,13 @@ def load_typed(
             message += f" (one of: {', '.join(map(str, get_args(kind)))})"
         where = source.get(key, "default")
         raise ConfigError(f"invalid setting {key} ({where}): {message}") from None
+    for key, check in (checks or {}).items():
+        try:
+            check(getattr(settings, key))
+        except ValueError as exc:
+            where = source.get(key, "default")
+            raise ConfigError(f"invalid setting {key} ({where}): {exc}") from None
+    return settings
 
 
 _TRUE = {"1", "true", "t", "yes", "y", "on"}
@@ -153,25 +158,13 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return tomllib.load(fh)
 
 
-def _check_zone(value: str, *, where: str) -> None:
+def _zone(value: str) -> None:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(
-            f"invalid setting timezone ({where}): unknown timezone {value!r} (e.g. Asia/Tokyo, UTC)"
-        ) from None
-
-
-def _source_of(key: str, given: dict[str, Any], config_file: Path) -> str:
-    if given.get(key) is not None:
-        return "command line"
-    if f"{ENV_PREFIX}{key.upper()}" in {k.upper() for k in os.environ}:
-        return f"environment {ENV_PREFIX}{key.upper()}"
-    if config_file.exists():
-        return f"{config_file}"
-    return "default"
+        raise ValueError(f"unknown timezone {value!r} (e.g. Asia/Tokyo, UTC)") from None
 
 
 def redact_url(url: str) -> str:
