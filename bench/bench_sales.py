@@ -254,6 +254,7 @@ def bench_size(lines: int, engine: str, pg_admin: str | None) -> dict[str, Any]:
     late_runs = []
     for i in range(LATE_RUNS - 1):
         copy_url = _copy_warehouse(engine, url, pg_admin, work, i)
+        os.sync()  # the copy written out first: its write-back would slow the run down
         late_runs.append(
             child(
                 timed(
