@@ -374,13 +374,13 @@ class _Loader:
         part = spec.get("partition") or {}
         pcol = self.ident(f"{where}.partition.column", part["column"]) if part else None
         if pcol is not None:
-            self.column(f"{where}.partition.column", pcol, {})  # the same naming rules
+            self.column_name(f"{where}.partition.column", pcol)  # stored in staging too
         pfrom = self.ident(f"{where}.partition.from", part.get("from")) if part else None
         if pfrom is not None and pfrom not in colnames:
             raise self.fail(f"{where}.partition.from", f"column {pfrom!r} is not declared")
         return Entity(name, key, version, cols, via, pcol, pfrom, spec.get("counted"), explode)
 
-    def column(self, where: str, name: str, spec: Any) -> Column:
+    def column_name(self, where: str, name: str) -> str:
         self.ident(where, name)
         # shukei's own columns beside the user's: lineage and working columns start with "_",
         # typed copies end in "__v"/"__t"/"__r", and DuckDB names each row's id `rowid`.
@@ -390,6 +390,10 @@ class _Loader:
                 f"{name!r}: a column name may not start with _, hold __ or be rowid "
                 "(shukei's own columns use those names)",
             )
+        return name
+
+    def column(self, where: str, name: str, spec: Any) -> Column:
+        self.column_name(where, name)
         if isinstance(spec, str):
             spec = {"type": spec}
         typ = str(spec.get("type", "text")).replace(" ", "")
