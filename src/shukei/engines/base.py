@@ -70,6 +70,14 @@ class Engine(ABC):
         row = self.fetchone(sql, params)
         return None if row is None else row[0]
 
+    def create_temp(
+        self, name: str, select_sql: str, params: Params = (), view: bool = False
+    ) -> None:
+        """(Re)create shukei's scratch temp table (or view) `name` (a `_shukei_*` constant)."""
+        kind = "VIEW" if view else "TABLE"
+        self.execute(f"DROP {kind} IF EXISTS {name}")
+        self.execute(f"CREATE TEMP {kind} {name} AS {select_sql}", params)
+
     @abstractmethod
     def transaction(self) -> contextlib.AbstractContextManager[None]:
         """A transaction owned by Python: commit on success, roll back on any exception."""

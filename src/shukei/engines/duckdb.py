@@ -109,13 +109,27 @@ class DuckDBEngine(Engine):
         head = sql.lstrip()[:40].upper()
         # shukei's own temp tables (`_shukei_*`) are never looked up: their DDL keeps the cache.
         if head[:6] in ("CREATE", "DROP T", "DROP S", "ALTER ") and not (
-            head.startswith(("CREATE TEMP ", "DROP TABLE IF EXISTS _SHUKEI", "DROP TABLE _SHUKEI"))
+            head.startswith(
+                (
+                    "CREATE TEMP ",
+                    "CREATE OR REPLACE TEMP ",
+                    "DROP TABLE IF EXISTS _SHUKEI",
+                    "DROP TABLE _SHUKEI",
+                )
+            )
         ):
             self._catalog.clear()
         try:
             self._con.execute(sql, list(params) if params else None)
         except self._duckdb.Error as exc:
             raise _wrap(exc, sql) from exc
+
+    def create_temp(
+        self, name: str, select_sql: str, params: Params = (), view: bool = False
+    ) -> None:
+        # One statement instead of DROP + CREATE: a late run makes about forty of them.
+        kind = "VIEW" if view else "TABLE"
+        self.execute(f"CREATE OR REPLACE TEMP {kind} {name} AS {select_sql}", params)
 
     def fetchall(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         try:

@@ -59,8 +59,7 @@ class ChunkResult:
 
 def fill_temp(engine: Engine, table: str, col: str, sql_type: str, values: list[Any]) -> None:
     """(Re)create a one-column temp table holding `values`, inserted as bound parameters."""
-    engine.execute(f"DROP TABLE IF EXISTS {table}")
-    engine.execute(f"CREATE TEMP TABLE {table} ({col} {sql_type})")
+    engine.create_temp(table, f"SELECT CAST(NULL AS {sql_type}) AS {col} LIMIT 0")
     engine.insert_rows(table, [(v,) for v in values], chunk=500)
     engine.analyze((table,))
 
@@ -79,6 +78,7 @@ def run_checks(
     in the caller's transaction.
     """
     out = []
+    now = datetime.now(UTC)
     for check in pipeline.checks:
         ph, scope, scope_params = scope_of(check, pipeline, batches)
         if ph != phase or not engine.table_exists(*check.table):
@@ -91,28 +91,28 @@ def run_checks(
             check.name, ".".join(check.table), scope_label, check.blocking, failed, sql
         )
         out.append(res)
-        engine.execute(
-            "INSERT INTO shukei.check_results (run_id, pipeline, check_name, target, scope, "
-            "blocking,"
-            " failed_rows, status, query, checked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, "
-            "current_timestamp)",
-            (
-                run_id,
-                pipeline.name,
-                check.name,
-                res.target,
-                scope_label,
-                check.blocking,
-                failed,
-                res.status,
-                sql,
-            ),
-        )
         if failed and check.blocking:
+            _record_checks(engine, pipeline, run_id, out, now)
             raise CheckFailed(check.name, failed, sql, scope_label)
         if failed:
             log.warning("check %s: %d offending row(s) (warning)", check.name, failed)
+    _record_checks(engine, pipeline, run_id, out, now)
     return out
+
+
+def _record_checks(
+    engine: Engine, pipeline: Pipeline, run_id: str, results: list[CheckOutcome], at: datetime
+) -> None:
+    """All of a phase's results in one statement (each INSERT costs a statement's overhead)."""
+    engine.insert_rows(
+        "shukei.check_results (run_id, pipeline, check_name, target, scope, blocking, "
+        "failed_rows, status, query, checked_at)",
+        [
+            (run_id, pipeline.name, r.name, r.target, r.scope, r.blocking, r.failed_rows)
+            + (r.status, r.query, at)
+            for r in results
+        ],
+    )
 
 
 def create_mart(engine: Engine, mart: Mart, select_sql: str) -> None:
@@ -144,14 +144,10 @@ def _replace(
     # The last ledger's view of the rows that differ reads _shukei_new and _shukei_prev:
     # PostgreSQL drops no table a view depends on.
     engine.execute("DROP VIEW IF EXISTS _shukei_delta")
-    engine.execute("DROP TABLE IF EXISTS _shukei_new")
-    engine.execute(f"CREATE TEMP TABLE _shukei_new AS {engine.translate(expand_macros(mart.sql))}")
+    engine.create_temp("_shukei_new", engine.translate(expand_macros(mart.sql)))
     columns = _ensure_mart(engine, mart)
     t = qualified("marts", mart.name)
-    engine.execute("DROP TABLE IF EXISTS _shukei_prev")
-    engine.execute(
-        f"CREATE TEMP TABLE _shukei_prev AS SELECT * FROM {t} WHERE {quote(column)} IN {keys_sql}"
-    )
+    engine.create_temp("_shukei_prev", f"SELECT * FROM {t} WHERE {quote(column)} IN {keys_sql}")
     cl = ", ".join(quote(c) for c in columns)
     engine.replace_partitions(
         ("marts", mart.name), column, keys_sql, f"SELECT {cl} FROM _shukei_new"
@@ -228,9 +224,9 @@ def rebuild_keyed(engine: Engine, pipeline: Pipeline, run_id: str) -> dict[str, 
         if not mart.keyed_by:
             continue
         with engine.transaction():
-            engine.execute("DROP TABLE IF EXISTS _shukei_keys")
-            engine.execute(
-                "CREATE TEMP TABLE _shukei_keys AS SELECT DISTINCT key_value AS k "
+            engine.create_temp(
+                "_shukei_keys",
+                "SELECT DISTINCT key_value AS k "
                 "FROM shukei.dirty_keys WHERE pipeline = ? AND mart = ?",
                 (pipeline.name, mart.name),
             )

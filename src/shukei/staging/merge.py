@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from shukei.engines.base import Engine
@@ -40,8 +41,7 @@ class EntityCounts:
 
 def set_context(engine: Engine, timezone: str) -> None:
     """Bind run-wide values (the business timezone) into a temp table the SQL reads from."""
-    engine.execute("DROP TABLE IF EXISTS _shukei_ctx")
-    engine.execute("CREATE TEMP TABLE _shukei_ctx AS SELECT CAST(? AS VARCHAR) AS tz", (timezone,))
+    engine.create_temp("_shukei_ctx", "SELECT CAST(? AS VARCHAR) AS tz", (timezone,))
 
 
 def pending_batches(engine: Engine, pipeline: Pipeline) -> list[int]:
@@ -138,24 +138,23 @@ def _merge_slice(
     # the keys with several valid candidates in the batch, usually few, are then ranked by a
     # window (latest version, later file, later row), and their losers' _rn updated.
     nfkc_stable = nfkc_stable_columns(e, ent, where, params)
-    e.execute("DROP TABLE IF EXISTS _shukei_t")
-    e.execute(
-        "CREATE TEMP TABLE _shukei_t AS SELECT *, CASE WHEN _reason IS NULL THEN 1 END AS _rn "
+    e.create_temp(
+        "_shukei_t",
+        "SELECT *, CASE WHEN _reason IS NULL THEN 1 END AS _rn "
         f"FROM ({typed_rows(e, ent, where, nfkc_stable)}) AS t",
         params,
     )
-    e.execute("DROP TABLE IF EXISTS _shukei_k")
-    e.execute(
-        f"CREATE TEMP TABLE _shukei_k AS SELECT {part} FROM _shukei_t WHERE _reason IS NULL "
-        f"GROUP BY {part} HAVING count(*) > 1"
+    e.create_temp(
+        "_shukei_k",
+        f"SELECT {part} FROM _shukei_t WHERE _reason IS NULL GROUP BY {part} HAVING count(*) > 1",
     )
     k_on = " AND ".join(f"k.{quote(c)} = t.{quote(c)}" for c in key)
-    e.execute("DROP TABLE IF EXISTS _shukei_tm")
-    e.execute(
-        f"CREATE TEMP TABLE _shukei_tm AS SELECT t.*, row_number() OVER (PARTITION BY "
+    e.create_temp(
+        "_shukei_tm",
+        f"SELECT t.*, row_number() OVER (PARTITION BY "
         f"{column_list(list(key), 't')} ORDER BY t.{ver} DESC, t._source_file DESC, "
         f"t._row_no DESC) AS _r FROM _shukei_t t JOIN _shukei_k k ON {k_on} "
-        "WHERE t._reason IS NULL"
+        "WHERE t._reason IS NULL",
     )
     e.execute(
         "UPDATE _shukei_t SET _rn = m._r FROM _shukei_tm AS m WHERE m._r > 1 "
@@ -170,12 +169,12 @@ def _merge_slice(
 
     # In-batch losers: exact copies of their winner are duplicates, the rest superseded.
     same_all = _eq((*ent.content_columns, ent.version), "a", "b")
-    e.execute("DROP TABLE IF EXISTS _shukei_l")
-    e.execute(
-        f"CREATE TEMP TABLE _shukei_l AS SELECT {column_list(cols, 'a')}, a._batch_id, "
+    e.create_temp(
+        "_shukei_l",
+        f"SELECT {column_list(cols, 'a')}, a._batch_id, "
         f"a._source_file, a._row_no, CASE WHEN {same_all} THEN 'duplicate' ELSE 'superseded' "
         f"END AS _reason FROM _shukei_tm a JOIN _shukei_tm b ON {keys_on} AND b._r = 1 "
-        "WHERE a._r > 1"
+        "WHERE a._r > 1",
     )
     e.execute(f"INSERT INTO {sup} ({cl}, {lineage}, _reason) SELECT * FROM _shukei_l")
 
@@ -186,14 +185,14 @@ def _merge_slice(
     # the DELETE uses. Column names cannot clash: the user's may not start with "_".
     same_content = _eq(ent.content_columns, "a", "b")
     rid = f", b.{e.ROWID} AS _rid" if e.ROWID else ""
-    e.execute("DROP TABLE IF EXISTS _shukei_m")
-    e.execute(
-        f"CREATE TEMP TABLE _shukei_m AS SELECT {column_list(cols, 'b')}, b._batch_id, "
+    e.create_temp(
+        "_shukei_m",
+        f"SELECT {column_list(cols, 'b')}, b._batch_id, "
         f"b._source_file, b._row_no{rid}, CASE "
         f"WHEN a.{ver} < b.{ver} THEN 'older' "
         f"WHEN a.{ver} = b.{ver} AND {same_content} THEN 'duplicate' "
         f"ELSE 'replace' END AS _action, NOT ({same_content}) AS _changed "
-        f"FROM _shukei_t a JOIN {staging} b ON {keys_on} WHERE a._rn = 1"
+        f"FROM _shukei_t a JOIN {staging} b ON {keys_on} WHERE a._rn = 1",
     )
     row = e.fetchone(
         "SELECT (SELECT count(*) FROM _shukei_t WHERE _reason IS NOT NULL), "
@@ -207,8 +206,7 @@ def _merge_slice(
     assert row is not None
     quarantined, winners, lost_in_batch, dup_in_batch, older, dup, known = (int(x) for x in row)
 
-    e.execute("DROP TABLE IF EXISTS _shukei_old")
-    e.execute("CREATE TEMP TABLE _shukei_old AS SELECT * FROM _shukei_m WHERE _action = 'replace'")
+    e.create_temp("_shukei_old", "SELECT * FROM _shukei_m WHERE _action = 'replace'")
     winner = "a._rn = 1"
     if known:  # else every winner is a new key: no anti-joins
         e.execute(
@@ -245,10 +243,11 @@ def _merge_slice(
             f" AND NOT EXISTS (SELECT 1 FROM _shukei_m m WHERE {keys_on_m} "
             "AND (m._action <> 'replace' OR NOT m._changed))"
         )
-    e.execute("DROP VIEW IF EXISTS _shukei_chg")
-    e.execute(
-        f"CREATE TEMP VIEW _shukei_chg AS SELECT {cl} FROM _shukei_old WHERE _changed "
-        f"UNION ALL SELECT {column_list(cols, 'a')} FROM _shukei_t a WHERE {changed}"
+    e.create_temp(
+        "_shukei_chg",
+        f"SELECT {cl} FROM _shukei_old WHERE _changed "
+        f"UNION ALL SELECT {column_list(cols, 'a')} FROM _shukei_t a WHERE {changed}",
+        view=True,
     )
     _mark_dirty(e, p, ent, batch_id)
     for child in p.entities.values():
@@ -353,6 +352,8 @@ def _mark_dirty(e: Engine, p: Pipeline, ent: Entity, batch_id: int) -> None:
 
 def _check_conservation(e: Engine, p: Pipeline, batch_id: int) -> None:
     """Every raw row of the batch sits in exactly one of current, superseded, quarantine."""
+    results: list[tuple[Any, ...]] = []  # recorded in one statement (a failure rolls back)
+    now = datetime.now(UTC)
     for n in p.input_entities:
         places = " UNION ALL ".join(
             f"SELECT _source_file, _row_no FROM {qualified('staging', t)} WHERE _batch_id = ?"
@@ -384,20 +385,19 @@ def _check_conservation(e: Engine, p: Pipeline, batch_id: int) -> None:
         bad = 0
         if rows or hashes:
             bad = int(e.scalar(f"SELECT count(*) FROM ({sql}) AS q", (batch_id,) * 4))
-        e.execute(
-            "INSERT INTO shukei.check_results (batch_id, pipeline, check_name, target, scope, "
-            "blocking, failed_rows, status, query, checked_at) "
-            "VALUES (?, ?, ?, ?, ?, TRUE, ?, ?, ?, current_timestamp)",
-            (
-                batch_id,
-                p.name,
-                "row_count_conservation",
-                f"raw.{n}",
-                f"batch {batch_id}",
-                bad,
-                "fail" if bad else "pass",
-                sql,
-            ),
+        results.append(
+            (batch_id, p.name, "row_count_conservation", f"raw.{n}", f"batch {batch_id}", True)
+            + (bad, "fail" if bad else "pass", sql, now)
         )
         if bad:
+            _record_checks(e, results)
             raise CheckFailed("row_count_conservation", bad, sql, f"batch {batch_id} {n}")
+    _record_checks(e, results)
+
+
+def _record_checks(e: Engine, rows: list[tuple[Any, ...]]) -> None:
+    e.insert_rows(
+        "shukei.check_results (batch_id, pipeline, check_name, target, scope, blocking, "
+        "failed_rows, status, query, checked_at)",
+        rows,
+    )

@@ -46,6 +46,13 @@ def _kind(col: Column) -> str:
 def ensure_tables(engine: Engine, pipeline: Pipeline) -> None:
     """Create the state schema and this pipeline's raw/staging tables if they are missing."""
     migrate(engine)
+
+    def create(schema: str, name: str, body: str) -> None:
+        # Asked of the (cached) catalog first: every command calls this, and sixteen
+        # CREATE ... IF NOT EXISTS statements cost more than one catalog read.
+        if not engine.table_exists(schema, name):
+            engine.execute(f"CREATE TABLE IF NOT EXISTS {qualified(schema, name)} ({body})")
+
     for name, ent in pipeline.entities.items():
         raw_cols = ", ".join(f"{quote(c)} VARCHAR" for c in ent.column_names)
         # Raw holds text, but what the values are tells the engine how to store them.
@@ -54,34 +61,29 @@ def ensure_tables(engine: Engine, pipeline: Pipeline) -> None:
         )
         if ent.explode is not None:  # derived in staging from its parent: no raw table
             typed = ", ".join(f"{quote(c)} {t}" for c, t in typed_columns(ent, pipeline))
-            engine.execute(
-                f"CREATE TABLE IF NOT EXISTS {qualified('staging', name)} ({typed}, "
-                "_batch_id BIGINT NOT NULL, _source_file VARCHAR NOT NULL, _row_no BIGINT NOT NULL)"
+            create(
+                "staging",
+                name,
+                f"{typed}, _batch_id BIGINT NOT NULL, _source_file VARCHAR NOT NULL, "
+                "_row_no BIGINT NOT NULL",
             )
             engine.ensure_index(("staging", name), list(ent.key), unique=True)
             continue
-        engine.execute(
-            f"CREATE TABLE IF NOT EXISTS {qualified('raw', name)} ("
+        create(
+            "raw",
+            name,
             f"_batch_id BIGINT NOT NULL{engine.storage('constant')}, "
             f"_ingested_at TIMESTAMPTZ NOT NULL{engine.storage('constant')}, "
             f"_source_file VARCHAR NOT NULL{engine.storage('few')}, "
-            f"_row_no BIGINT NOT NULL{engine.storage('sequence')}, {stored})"
+            f"_row_no BIGINT NOT NULL{engine.storage('sequence')}, {stored}",
         )
         typed = ", ".join(f"{quote(c)} {t}" for c, t in typed_columns(ent, pipeline))
         lineage = (
             "_batch_id BIGINT NOT NULL, _source_file VARCHAR NOT NULL, _row_no BIGINT NOT NULL"
         )
-        engine.execute(
-            f"CREATE TABLE IF NOT EXISTS {qualified('staging', name)} ({typed}, {lineage})"
-        )
-        engine.execute(
-            f"CREATE TABLE IF NOT EXISTS {qualified('staging', name + '_superseded')} "
-            f"({typed}, {lineage}, _reason VARCHAR NOT NULL)"
-        )
-        engine.execute(
-            f"CREATE TABLE IF NOT EXISTS {qualified('staging', name + '_quarantine')} "
-            f"({lineage}, {raw_cols}, _reason VARCHAR NOT NULL)"
-        )
+        create("staging", name, f"{typed}, {lineage}")
+        create("staging", name + "_superseded", f"{typed}, {lineage}, _reason VARCHAR NOT NULL")
+        create("staging", name + "_quarantine", f"{lineage}, {raw_cols}, _reason VARCHAR NOT NULL")
         engine.ensure_index(("raw", name), ["_batch_id"], appended=True)
         engine.ensure_index(("staging", name), list(ent.key), unique=True)
         for via in ent.via[:1]:
