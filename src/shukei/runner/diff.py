@@ -42,7 +42,8 @@ def record_diff(
 
     `partition` names the partition column (None: one ledger row "*" for a keyed mart). Leaves
     the rows that differ in `_shukei_delta`. Returns rows_after per partition value (for the
-    partition state).
+    partition state). The caller drops an earlier `_shukei_delta` view first: PostgreSQL drops
+    no table a view reads.
     """
     keys = list(dict.fromkeys([*(c for c in [partition] if c), *mart.grain]))
     kl, cl = column_list(keys), column_list(columns)
