@@ -19,6 +19,7 @@ from shukei.engines.base import Engine
 from shukei.errors import CheckFailed
 from shukei.pipeline.definition import Mart, Pipeline
 from shukei.runner.diff import record_diff
+from shukei.runner.state import record_checks
 from shukei.sql import qualified, quote
 
 log = logging.getLogger("shukei.runner")
@@ -103,12 +104,10 @@ def run_checks(
 def _record_checks(
     engine: Engine, pipeline: Pipeline, run_id: str, results: list[CheckOutcome], at: datetime
 ) -> None:
-    """All of a phase's results in one statement (each INSERT costs a statement's overhead)."""
-    engine.insert_rows(
-        "shukei.check_results (run_id, pipeline, check_name, target, scope, blocking, "
-        "failed_rows, status, query, checked_at)",
+    record_checks(
+        engine,
         [
-            (run_id, pipeline.name, r.name, r.target, r.scope, r.blocking, r.failed_rows)
+            (run_id, None, pipeline.name, r.name, r.target, r.scope, r.blocking, r.failed_rows)
             + (r.status, r.query, at)
             for r in results
         ],
@@ -268,16 +267,11 @@ def record_failure(
                 (run_id, d, reasons.get(d, "requested"), error),
             )
         if check is not None:
-            engine.execute(
-                "INSERT INTO shukei.check_results (run_id, pipeline, check_name, scope, blocking, "
-                "failed_rows, status, query, checked_at) VALUES (?, ?, ?, ?, TRUE, ?, 'fail', ?, "
-                "current_timestamp)",
-                (
-                    run_id,
-                    pipeline.name,
-                    check.check,
-                    ", ".join(map(str, dates)),
-                    check.failed,
-                    check.query,
-                ),
+            scope = ", ".join(map(str, dates))
+            record_checks(
+                engine,
+                [
+                    (run_id, None, pipeline.name, check.check, None, scope, True, check.failed)
+                    + ("fail", check.query, datetime.now(UTC))
+                ],
             )

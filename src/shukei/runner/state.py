@@ -6,6 +6,9 @@ exactly one schema version. Later releases append to MIGRATIONS; they never edit
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from shukei.engines.base import Engine
 
 # Types are spelled so that DuckDB and PostgreSQL both accept them.
@@ -108,3 +111,19 @@ def migrate(engine: Engine) -> int:
         # With the tables, so a reader (status) never rewrites them under a running writer.
         engine.install_functions()
     return current
+
+
+CheckRow = tuple[Any, ...]  # the columns of shukei.check_results, in their order
+
+
+def record_checks(engine: Engine, rows: Sequence[CheckRow]) -> None:
+    """Append check results in one statement (each INSERT costs a statement's overhead).
+
+    A row: run_id, batch_id, pipeline, check_name, target, scope, blocking, failed_rows,
+    status, query, checked_at.
+    """
+    engine.insert_rows(
+        "shukei.check_results (run_id, batch_id, pipeline, check_name, target, scope, blocking, "
+        "failed_rows, status, query, checked_at)",
+        list(rows),
+    )

@@ -18,6 +18,7 @@ from typing import Any
 from shukei.engines.base import Engine
 from shukei.errors import CheckFailed
 from shukei.pipeline.definition import Entity, Pipeline
+from shukei.runner.state import CheckRow, record_checks
 from shukei.sql import column_list, qualified, quote
 from shukei.staging.tables import typed_columns
 from shukei.staging.typing_sql import clean_text, nfkc_stable_columns, typed_rows
@@ -352,7 +353,7 @@ def _mark_dirty(e: Engine, p: Pipeline, ent: Entity, batch_id: int) -> None:
 
 def _check_conservation(e: Engine, p: Pipeline, batch_id: int) -> None:
     """Every raw row of the batch sits in exactly one of current, superseded, quarantine."""
-    results: list[tuple[Any, ...]] = []  # recorded in one statement (a failure rolls back)
+    results: list[CheckRow] = []  # recorded in one statement
     now = datetime.now(UTC)
     for n in p.input_entities:
         places = " UNION ALL ".join(
@@ -386,18 +387,10 @@ def _check_conservation(e: Engine, p: Pipeline, batch_id: int) -> None:
         if rows or hashes:
             bad = int(e.scalar(f"SELECT count(*) FROM ({sql}) AS q", (batch_id,) * 4))
         results.append(
-            (batch_id, p.name, "row_count_conservation", f"raw.{n}", f"batch {batch_id}", True)
-            + (bad, "fail" if bad else "pass", sql, now)
+            (None, batch_id, p.name, "row_count_conservation", f"raw.{n}", f"batch {batch_id}")
+            + (True, bad, "fail" if bad else "pass", sql, now)
         )
         if bad:
-            _record_checks(e, results)
+            record_checks(e, results)
             raise CheckFailed("row_count_conservation", bad, sql, f"batch {batch_id} {n}")
-    _record_checks(e, results)
-
-
-def _record_checks(e: Engine, rows: list[tuple[Any, ...]]) -> None:
-    e.insert_rows(
-        "shukei.check_results (batch_id, pipeline, check_name, target, scope, blocking, "
-        "failed_rows, status, query, checked_at)",
-        rows,
-    )
+    record_checks(e, results)
