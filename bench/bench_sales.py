@@ -12,6 +12,7 @@ peak memory is that phase's own):
   the same raw rows,
 - the `run` after a late batch (about 5,000 lines + 300 corrections) as a share of the full run
   (the median of three runs from the same state: copies of the warehouse),
+- a run with nothing to do right after it (the floor every run pays),
 - that daily_sales equals the hand-written statement's result (wrong rows, should be 0).
 Results go to bench/out/results.json and are printed as a Markdown table.
 """
@@ -267,6 +268,9 @@ def bench_size(lines: int, engine: str, pg_admin: str | None) -> dict[str, Any]:
     late_runs.append(child(timed(proj + run_code)))
     late_run = sorted(late_runs, key=lambda r: r["seconds"])[len(late_runs) // 2]
     wrong_late = _wrong_rows(engine, url)
+    # The floor of any run: the same command with nothing pending and no date dirty (imports,
+    # opening the warehouse, planning, the run's own records, closing).
+    idle_run = child(timed(proj + run_code))
     res.update(
         {
             "native_load": native,
@@ -276,11 +280,13 @@ def bench_size(lines: int, engine: str, pg_admin: str | None) -> dict[str, Any]:
             "late_ingest": late_ingest,
             "late_run": late_run,
             "late_run_seconds": [r["seconds"] for r in late_runs],
+            "idle_run": idle_run,
             "wrong_rows_after_full": wrong_full,
             "wrong_rows_after_late": wrong_late,
             "ingest_vs_native": native["seconds"] / ingest["seconds"],
             "full_vs_hand": full["seconds"] / hand["seconds"],
             "late_share": late_run["seconds"] / full["seconds"],
+            "idle_share": idle_run["seconds"] / full["seconds"],
         }
     )
     help_times = []
@@ -404,6 +410,10 @@ def table(results: list[dict[str, Any]]) -> str:
         ),
         ("late run / full run (target < 5%)", lambda r: f"{100 * r['late_share']:.1f}%"),
         ("dates rebuilt by the late run", lambda r: str(r["late_run"]["dates"])),
+        (
+            "run with nothing to do s (the floor of every run)",
+            lambda r: f"{r['idle_run']['seconds']:.2f} = {100 * r['idle_share']:.1f}%",
+        ),
         (
             "peak RSS of the full run MB (target < 2048)",
             lambda r: f"{r['full_run']['rss_mb']:,.0f}",
