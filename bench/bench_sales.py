@@ -271,6 +271,8 @@ def bench_size(lines: int, engine: str, pg_admin: str | None) -> dict[str, Any]:
     # The floor of any run: the same command with nothing pending and no date dirty (imports,
     # opening the warehouse, planning, the run's own records, closing).
     idle_run = child(timed(proj + run_code))
+    if idle_run["dates"]:
+        raise SystemExit(f"the run after the late run rebuilt {idle_run['dates']} date(s), not 0")
     res.update(
         {
             "native_load": native,
